@@ -1,0 +1,98 @@
+// The fiber control block (Go's g).
+//
+// A fiber lives at the top of its own stack: spawning allocates nothing but
+// the stack (which usually comes from the P's cache), and the block is
+// recycled with it. Below the block sit the fiber's callable and its name;
+// the usable stack starts below those.
+//
+//   top of slot ->  | fiber (this struct)  |
+//                   | callable storage     |
+//                   | name bytes           |
+//                   | ...stack grows down  |
+//   bottom      ->  | canary (or guard)    |
+//
+// Fields read by dump_fibers from another thread (id, state, reason, since,
+// name, creation site) are atomics: a dump may run while the fiber changes,
+// and must see each field whole. Everything else belongs to whoever currently
+// runs or holds the fiber (the parking protocol hands it over).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+#include "gofer/detail/arch/context.hpp"
+#include "gofer/detail/stack/slab.hpp"
+#include "gofer/detail/wait_reason.hpp"
+
+namespace gofer::detail {
+
+class runtime_impl;
+
+enum class fiber_state : std::uint8_t {
+  free = 0,  // the slot holds no fiber (zero: an untouched stack reads as free)
+  runnable = 1,
+  running = 2,
+  waiting = 3,
+};
+
+inline const char* fiber_state_name(fiber_state s) noexcept {
+  switch (s) {
+    case fiber_state::free: return "dead";
+    case fiber_state::runnable: return "runnable";
+    case fiber_state::running: return "running";
+    case fiber_state::waiting: return "waiting";
+  }
+  return "?";
+}
+
+// Longest name kept; longer names are cut (the dump shows the start).
+inline constexpr std::size_t max_fiber_name = 256;
+
+struct fiber {
+  arch::context ctx;
+  stack_slot stack;
+  runtime_impl* rt = nullptr;
+
+  std::atomic<std::uint64_t> id{0};
+  std::atomic<fiber_state> state{fiber_state::free};
+  std::atomic<wait_reason> reason{wait_reason::none};
+  std::atomic<std::int64_t> wait_since_ns{0};  // steady clock, coarse
+  std::atomic<const char*> created_file{nullptr};
+  std::atomic<std::uint32_t> created_line{0};
+  std::atomic<char*> name{nullptr};  // bytes written with relaxed atomics
+  std::atomic<std::uint32_t> name_len{0};
+
+  void (*run)(fiber*) = nullptr;      // runs the callable, then destroys it
+  void (*discard)(fiber*) = nullptr;  // destroys a callable that never ran
+  void* callable = nullptr;
+
+  fiber* sched_link = nullptr;  // global run queue; owned by whoever holds its lock
+  bool interrupted = false;     // woken by the deadlock detector, not by its waker
+  bool counted = true;          // included in num_fibers
+  bool started = false;
+
+  void set_name(const char* src, std::size_t n, char* dst) noexcept {
+    if (n > max_fiber_name) n = max_fiber_name;
+    for (std::size_t i = 0; i < n; ++i) __atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
+    name.store(dst, std::memory_order_relaxed);
+    name_len.store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
+  }
+  // A copy of the name that is safe to take while the fiber changes.
+  std::size_t copy_name(char* out, std::size_t cap) const noexcept {
+    const char* p = name.load(std::memory_order_relaxed);
+    std::size_t n = name_len.load(std::memory_order_relaxed);
+    if (p == nullptr) return 0;
+    if (n > cap) n = cap;
+    for (std::size_t i = 0; i < n; ++i) out[i] = __atomic_load_n(&p[i], __ATOMIC_RELAXED);
+    return n;
+  }
+};
+
+// Where a fiber's block sits in its stack: the top, aligned down.
+inline fiber* fiber_of_slot(const stack_slot& s) noexcept {
+  auto top = reinterpret_cast<std::uintptr_t>(s.top());
+  return reinterpret_cast<fiber*>((top - sizeof(fiber)) & ~std::uintptr_t{63});
+}
+
+}  // namespace gofer::detail

@@ -1,0 +1,43 @@
+// P: the right to run fibers, and the per-P state that makes running them
+// cheap: the local run queue, the timer heap, a stack cache and a block of
+// fiber ids. In gofer each M owns one P for its whole life (blocking system
+// calls go through blocking() on separate threads, so an M never needs to hand
+// its P over as Go's Ms do around syscalls).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "gofer/detail/sched/run_queue.hpp"
+#include "gofer/detail/stack/slab.hpp"
+#include "gofer/detail/time/timer_heap.hpp"
+#include "gofer/detail/util/fast_rand.hpp"
+
+namespace gofer::detail {
+
+class machine;
+
+struct processor {
+  unsigned index = 0;
+  machine* m = nullptr;  // the M that owns this P; fixed after start
+  run_queue runq;        // owner pushes; anyone steals
+  timer_heap timers;     // any thread adds/removes under its lock
+
+  // Owner only (the M running this P).
+  std::uint32_t schedtick = 0;
+  fast_rand rng;
+  std::vector<stack_slot> stack_cache;
+  std::uint64_t next_id = 0;  // ids handed out in blocks, so spawning does not
+  std::uint64_t end_id = 0;   // touch a shared counter every time (Go's goidcache)
+
+  // Fibers spawned minus fibers exited on this P. Only the owner writes, so a
+  // plain load+store suffices; other threads sum all Ps' counters (each may be
+  // negative: a fiber can exit on another P than it started on).
+  std::atomic<std::int64_t> live{0};
+  void add_live(std::int64_t d) noexcept {
+    live.store(live.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+  }
+};
+
+}  // namespace gofer::detail

@@ -1,0 +1,192 @@
+// A P's local run queue: a bounded lock-free ring plus the runnext slot
+// (as runq/runnext in Go's runtime/proc.go).
+//
+// Invariants:
+//   - Only the owning M pushes (writes tail and the slots between tail and
+//     head + capacity). Any M may take from the head: the owner pops one,
+//     thieves take half; both claim by CAS on head, so an entry is taken once.
+//   - tail - head is in [0, capacity]; head and tail only grow (mod 2^32).
+//   - A thief reads slots before its CAS on head; a slot it read may be
+//     overwritten by the owner meanwhile only if head moved, and then its CAS
+//     fails, so a stale read is never used. The slots are atomics for this.
+//   - runnext holds the fiber the running one just woke (a channel partner):
+//     it runs next on this P, before the queue, which keeps ping-pong pairs on
+//     one core and one cache. It is stolen only as a last resort.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+#include "gofer/detail/fiber.hpp"
+#include "gofer/detail/util/cache_line.hpp"
+#include "gofer/detail/util/spinlock.hpp"
+
+namespace gofer::detail {
+
+class run_queue {
+ public:
+  // 256 as Go: enough to absorb bursts of spawns between steals, small enough
+  // that stealing half is quick. Overflow spills half to the global queue.
+  static constexpr std::uint32_t capacity = 256;
+
+  // Owner only. False when full.
+  bool push(fiber* f) noexcept {
+    std::uint32_t h = head_.load(std::memory_order_acquire);
+    std::uint32_t t = tail_.load(std::memory_order_relaxed);
+    if (t - h >= capacity) return false;
+    slots_[t % capacity].store(f, std::memory_order_relaxed);
+    tail_.store(t + 1, std::memory_order_release);
+    return true;
+  }
+
+  // Owner only: takes half of the queue (for the global queue on overflow).
+  // Returns the count written to out (room for capacity / 2).
+  std::uint32_t take_half(fiber** out) noexcept {
+    for (;;) {
+      std::uint32_t h = head_.load(std::memory_order_acquire);
+      std::uint32_t t = tail_.load(std::memory_order_relaxed);
+      std::uint32_t n = (t - h) / 2;
+      if (n == 0) return 0;
+      for (std::uint32_t i = 0; i < n; ++i)
+        out[i] = slots_[(h + i) % capacity].load(std::memory_order_relaxed);
+      if (head_.compare_exchange_weak(h, h + n, std::memory_order_acq_rel,
+                                      std::memory_order_relaxed))
+        return n;
+    }
+  }
+
+  // Owner only: runnext first, then the head of the queue.
+  fiber* pop() noexcept {
+    fiber* next = runnext_.load(std::memory_order_relaxed);
+    if (next != nullptr &&
+        runnext_.compare_exchange_strong(next, nullptr, std::memory_order_acquire))
+      return next;
+    for (;;) {
+      std::uint32_t h = head_.load(std::memory_order_acquire);
+      std::uint32_t t = tail_.load(std::memory_order_relaxed);
+      if (t == h) return nullptr;
+      fiber* f = slots_[h % capacity].load(std::memory_order_relaxed);
+      if (head_.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel,
+                                      std::memory_order_relaxed))
+        return f;
+    }
+  }
+
+  // Owner only: makes f runnext; returns the fiber it displaced (or null).
+  fiber* set_runnext(fiber* f) noexcept {
+    return runnext_.exchange(f, std::memory_order_acq_rel);
+  }
+
+  // Any M: moves about half of victim's queue into this one (owned by the
+  // caller, and empty), returns one of them to run now, or null.
+  fiber* steal_from(run_queue& victim, bool take_runnext) noexcept {
+    std::uint32_t t = tail_.load(std::memory_order_relaxed);
+    std::uint32_t n = victim.grab_into(slots_, t, take_runnext);
+    if (n == 0) return nullptr;
+    --n;
+    fiber* f = slots_[(t + n) % capacity].load(std::memory_order_relaxed);
+    if (n != 0) tail_.store(t + n, std::memory_order_release);
+    return f;
+  }
+
+  // Any thread; a hint (may be stale by the time it is used).
+  std::uint32_t size() const noexcept {
+    std::uint32_t h = head_.load(std::memory_order_acquire);
+    std::uint32_t t = tail_.load(std::memory_order_acquire);
+    return t - h + (runnext_.load(std::memory_order_relaxed) != nullptr ? 1 : 0);
+  }
+  bool empty() const noexcept { return size() == 0; }
+
+ private:
+  std::uint32_t grab_into(std::atomic<fiber*>* dst, std::uint32_t dst_tail,
+                          bool take_runnext) noexcept {
+    for (;;) {
+      std::uint32_t h = head_.load(std::memory_order_acquire);
+      std::uint32_t t = tail_.load(std::memory_order_acquire);
+      std::uint32_t n = t - h;
+      n -= n / 2;
+      if (n == 0) {
+        if (take_runnext) {
+          fiber* next = runnext_.load(std::memory_order_acquire);
+          if (next != nullptr &&
+              runnext_.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
+            dst[dst_tail % capacity].store(next, std::memory_order_relaxed);
+            return 1;
+          }
+        }
+        return 0;
+      }
+      if (n > capacity / 2) continue;  // read h and t at different moments; retry
+      for (std::uint32_t i = 0; i < n; ++i) {
+        fiber* f = slots_[(h + i) % capacity].load(std::memory_order_relaxed);
+        dst[(dst_tail + i) % capacity].store(f, std::memory_order_relaxed);
+      }
+      if (head_.compare_exchange_weak(h, h + n, std::memory_order_acq_rel,
+                                      std::memory_order_relaxed))
+        return n;
+    }
+  }
+
+  alignas(cache_line) std::atomic<std::uint32_t> head_{0};
+  alignas(cache_line) std::atomic<std::uint32_t> tail_{0};
+  std::atomic<fiber*> runnext_{nullptr};
+  alignas(cache_line) std::atomic<fiber*> slots_[capacity] = {};
+};
+
+// The runtime-wide FIFO for fibers readied from outside any P (OS threads,
+// other runtimes) and for local-queue overflow. Checked by every P at least
+// every 61st schedule (scheduler.hpp says why 61).
+class global_queue {
+ public:
+  void push(fiber* f) noexcept {
+    std::lock_guard lk(mu_);
+    push_locked(f);
+  }
+  void push_batch(fiber* const* fs, std::uint32_t n) noexcept {
+    std::lock_guard lk(mu_);
+    for (std::uint32_t i = 0; i < n; ++i) push_locked(fs[i]);
+  }
+  // Takes up to max fibers; returns the first, pushes the rest with put().
+  template <class Put>
+  fiber* pop_batch(std::uint32_t max, Put&& put) noexcept {
+    if (size_.load(std::memory_order_acquire) == 0) return nullptr;
+    std::lock_guard lk(mu_);
+    fiber* first = pop_locked();
+    for (std::uint32_t i = 1; first != nullptr && i < max; ++i) {
+      fiber* f = pop_locked();
+      if (f == nullptr) break;
+      put(f);
+    }
+    return first;
+  }
+  std::uint32_t size() const noexcept { return size_.load(std::memory_order_acquire); }
+
+ private:
+  void push_locked(fiber* f) noexcept {
+    f->sched_link = nullptr;
+    if (tail_ != nullptr) {
+      tail_->sched_link = f;
+    } else {
+      head_ = f;
+    }
+    tail_ = f;
+    size_.store(size_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+  fiber* pop_locked() noexcept {
+    fiber* f = head_;
+    if (f == nullptr) return nullptr;
+    head_ = f->sched_link;
+    if (head_ == nullptr) tail_ = nullptr;
+    f->sched_link = nullptr;
+    size_.store(size_.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+    return f;
+  }
+
+  spinlock mu_;
+  fiber* head_ = nullptr;  // guarded by mu_
+  fiber* tail_ = nullptr;  // guarded by mu_
+  std::atomic<std::uint32_t> size_{0};  // written under mu_, read anywhere as a hint
+};
+
+}  // namespace gofer::detail

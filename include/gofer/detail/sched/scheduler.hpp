@@ -1,0 +1,727 @@
+// The scheduler: Go's G-M-P model for stackful C++ fibers.
+//
+// G (fiber.hpp) is a fiber; P (processor.hpp) is the right to run fibers, with
+// a local run queue; M (machine.hpp) is an OS thread. A runtime has `procs` Ps
+// and exactly as many Ms, each M owning one P for life. Go's Ms hand their P to
+// another M around blocking system calls; gofer does not block its Ms (blocking
+// calls go through blocking(), network I/O through the netpoller), so that
+// machinery, and the thread churn it brings, is not needed.
+//
+// Designs not taken, and why:
+//   - One global queue under a lock: every spawn and wake-up contends on it;
+//     that is what Go's scheduler before 1.1 did, and it did not scale.
+//   - Per-M queues with no stealing: one M's burst leaves the others idle.
+//   - Waking an idle M for every new runnable fiber: with N runnable fibers
+//     and N idle Ms, most wake only to find the work taken (a thundering herd
+//     that burns CPU in futex calls). Hence the spinning protocol below.
+//
+// Finding work (find_runnable, on the M's own stack):
+//   1. Every 61st schedule, the global queue first, so a P busy with its own
+//      queue still lets fibers readied from outside run. 61 is Go's number: a
+//      prime, so the check does not fall into step with periodic workloads,
+//      and rare enough to cost nothing.
+//   2. The local queue (runnext first), then the global queue (taking a batch).
+//   3. Due timers of every P.
+//   4. Steal half of a random victim's queue, 4 rounds; runnext only in the
+//      last round (the victim's M is likely about to run it).
+//   5. Nothing: go idle and sleep on a futex until woken or until the earliest
+//      timer is due.
+//
+// Spinning (the protocol that keeps work from being lost without waking every
+// M for every fiber):
+//   - An M looking for work to steal is "spinning"; at most about half the busy
+//     Ps' count of Ms spin at once (2 * nmspinning < procs - npidle), as Go.
+//   - Making a fiber runnable (ready, spawn) wakes an idle M only if none is
+//     spinning: a spinning M will find the fiber anyway. The woken M starts
+//     spinning.
+//   - A spinning M that finds work stops spinning and, if it was the last
+//     spinner, wakes another M: there may be more work.
+//   - Going idle: the M first puts itself on the idle list (npidle++), then
+//     stops spinning (nmspinning--), then looks at every queue once more.
+//     ready() writes a queue, then reads npidle and nmspinning; the idle path
+//     writes those, then reads the queues. Both sides use sequentially
+//     consistent operations, so at least one of them sees the other: either
+//     the waker sees an idle M and no spinner and wakes it, or the M sees the
+//     work and takes itself off the idle list.
+//
+// Timers: each P has a heap. An idle M sleeps until the earliest deadline of all
+// Ps; adding a timer earlier than every sleeping M's deadline wakes one.
+//
+// Parking (park.hpp) is the only way a fiber stops running other than exiting
+// or yielding; all blocking primitives build on it.
+#pragma once
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "gofer/detail/arch/context.hpp"
+#include "gofer/detail/diag/panic.hpp"
+#include "gofer/detail/fiber.hpp"
+#include "gofer/detail/sched/current.hpp"
+#include "gofer/detail/sched/machine.hpp"
+#include "gofer/detail/sched/processor.hpp"
+#include "gofer/detail/sched/random_order.hpp"
+#include "gofer/detail/stack/overflow.hpp"
+#include "gofer/detail/stack/slab.hpp"
+#include "gofer/detail/time/timer_heap.hpp"
+#include "gofer/detail/util/futex.hpp"
+#include "gofer/detail/util/spinlock.hpp"
+
+namespace gofer::detail {
+
+struct runtime_config {
+  unsigned procs = 1;
+  std::size_t stack_size = default_stack_size;
+  bool guard_pages = false;
+  bool detect_deadlock = true;
+  bool dump_on_sigquit = true;
+  sched_randomizer random;  // randomised mode for tests (off unless seeded)
+};
+
+// Process-wide fiber ids: handed to Ps in blocks of 16 (Go's goidcache), so
+// only one spawn in 16 touches this shared counter.
+inline std::atomic<std::uint64_t> next_fiber_id_block{1};
+inline constexpr std::uint64_t fiber_id_block = 16;
+
+// Every live runtime, for the SIGQUIT dump and num_fibers from outside.
+class runtime_impl;
+inline std::mutex runtime_registry_mu;
+inline std::vector<runtime_impl*> runtime_registry;  // guarded by runtime_registry_mu
+inline std::atomic<std::uint32_t> next_runtime_serial{1};
+
+class runtime_impl {
+ public:
+  explicit runtime_impl(const runtime_config& cfg)
+      : cfg_(cfg),
+        serial_(next_runtime_serial.fetch_add(1, std::memory_order_relaxed)),
+        slabs_(cfg.stack_size, cfg.guard_pages) {
+    if (cfg_.procs == 0) cfg_.procs = 1;
+    running_fiber_hook = []() noexcept -> fiber* {
+      machine* m = tls_machine;  // in a signal handler: no switch can intervene
+      return m != nullptr ? m->cur : nullptr;
+    };
+    if (cfg_.guard_pages) install_overflow_handler();
+    ps_.reserve(cfg_.procs);
+    ms_.reserve(cfg_.procs);
+    for (unsigned i = 0; i < cfg_.procs; ++i) {
+      ps_.push_back(std::make_unique<processor>());
+      ms_.push_back(std::make_unique<machine>());
+      processor& p = *ps_.back();
+      machine& m = *ms_.back();
+      p.index = i;
+      p.m = &m;
+      p.rng.seed(cfg_.random.seed_for(i));
+      m.rt = this;
+      m.p = &p;
+      m.index = i;
+      m.parked_until.store(never, std::memory_order_relaxed);
+    }
+    {
+      std::lock_guard lk(runtime_registry_mu);
+      runtime_registry.push_back(this);
+    }
+    for (auto& m : ms_) {
+      machine* mp = m.get();
+      mp->thread = std::thread([this, mp] { machine_main(mp); });
+    }
+  }
+
+  runtime_impl(const runtime_impl&) = delete;
+  runtime_impl& operator=(const runtime_impl&) = delete;
+
+  // Stops the Ms (each as soon as the fiber it runs parks or finishes) and
+  // abandons every fiber still alive: callables that never started are
+  // destroyed, started fibers' frames are dropped without unwinding (as Go
+  // abandons goroutines when main returns). Waking such a fiber afterwards
+  // (a wait_group it waits on, done() from a thread) is undefined.
+  ~runtime_impl() {
+    stop();
+    {
+      std::lock_guard lk(runtime_registry_mu);
+      std::erase(runtime_registry, this);
+    }
+    auto abandon = [](fiber* f) {
+      if (f->state.load(std::memory_order_acquire) == fiber_state::free) return;
+      if (!f->started && f->discard != nullptr) f->discard(f);
+      arch::destroy_context(f->ctx);
+      f->state.store(fiber_state::free, std::memory_order_release);
+    };
+    slabs_.for_each_carved([&](const stack_slot& s) {
+      abandon(fiber_of_slot(s));
+    });
+    std::vector<stack_slot> own;
+    {
+      std::lock_guard lk(own_mu_);
+      own.swap(own_stacks_);
+    }
+    for (auto& s : own) {
+      abandon(fiber_of_slot(s));
+      free_own_stack(s);
+    }
+  }
+
+  const runtime_config& config() const noexcept { return cfg_; }
+  unsigned procs() const noexcept { return cfg_.procs; }
+  std::uint32_t serial() const noexcept { return serial_; }
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+
+  // ---- Spawning -----------------------------------------------------------
+
+  struct spawn_args {
+    std::string_view name;
+    std::size_t stack_size = 0;
+    const char* file = nullptr;
+    std::uint32_t line = 0;
+    bool counted = true;
+  };
+
+  // Creates a fiber running fn() and makes it runnable. Returns it (for the
+  // caller's bookkeeping only: it may already have run and exited when this
+  // returns, unless the caller arranged otherwise).
+  template <class Fn>
+  fiber* spawn(Fn&& fn, const spawn_args& a) {
+    using F = std::decay_t<Fn>;
+    machine* m = current_machine();
+    processor* p = (m != nullptr && m->rt == this) ? m->p : nullptr;
+    stack_slot slot = take_stack(p, a.stack_size);
+    fiber* f = fiber_of_slot(slot);
+    new (f) fiber();
+    f->stack = slot;
+    f->rt = this;
+    f->counted = a.counted;
+    f->id.store(take_id(p), std::memory_order_relaxed);
+    f->created_file.store(a.file, std::memory_order_relaxed);
+    f->created_line.store(a.line, std::memory_order_relaxed);
+
+    // Below the block: the callable, then the name, then the usable stack.
+    auto cursor = reinterpret_cast<std::uintptr_t>(f);
+    cursor = (cursor - sizeof(F)) & ~(std::uintptr_t{alignof(F)} - 1);
+    F* callable = ::new (reinterpret_cast<void*>(cursor)) F(std::forward<Fn>(fn));
+    f->callable = callable;
+    f->run = [](fiber* self) {
+      F* c = static_cast<F*>(self->callable);
+      try {
+        (*c)();
+        c->~F();
+      } catch (...) {
+        report_panic(self, std::current_exception());
+      }
+    };
+    f->discard = [](fiber* self) { static_cast<F*>(self->callable)->~F(); };
+    if (!a.name.empty()) {
+      std::size_t n = std::min(a.name.size(), max_fiber_name);
+      cursor -= n;
+      f->set_name(a.name.data(), n, reinterpret_cast<char*>(cursor));
+    }
+    cursor &= ~std::uintptr_t{15};
+    auto* lo = static_cast<char*>(slot.usable_bottom());
+    arch::make_context(f->ctx, lo, static_cast<std::size_t>(reinterpret_cast<char*>(cursor) - lo),
+                       &fiber_entry, f);
+    if (a.counted) {
+      if (p != nullptr) {
+        p->add_live(1);
+      } else {
+        outside_live_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    ready(f, /*as_next=*/true);
+    return f;
+  }
+
+  // ---- Making fibers runnable ---------------------------------------------
+
+  // Makes a parked or new fiber runnable. Callable from anywhere: a fiber of
+  // this runtime (it goes to the caller's P, as runnext by default: the fiber
+  // it woke runs next, keeping a ping-pong pair on one core), an M's scheduler
+  // loop (timers), another runtime's fiber or a plain thread (the global
+  // queue). Does not touch f after publishing it: f may run, exit and be
+  // reused before this returns.
+  void ready(fiber* f, bool as_next = true) noexcept {
+    f->state.store(fiber_state::runnable, std::memory_order_relaxed);
+    machine* m = current_machine();
+    if (m != nullptr && m->rt == this) {
+      processor* p = m->p;
+      if (cfg_.random.enabled() && p->rng.below(4) == 0) as_next = false;
+      if (as_next) {
+        f = p->runq.set_runnext(f);
+      }
+      if (f != nullptr) push_local(p, f);
+    } else {
+      global_.push(f);
+    }
+    wake_processor();
+  }
+
+  // ---- Scheduling from a fiber --------------------------------------------
+
+  // Called on the running fiber's stack: stops running it and runs the next
+  // fiber (directly when one is at hand, else through the M's loop). `act`
+  // runs once this fiber's context is saved. Returns when the fiber is resumed.
+  static void reschedule(post_action act) noexcept {
+    machine* m = current_machine();
+    fiber* self = m->cur;
+    check_stack(self);
+    runtime_impl* rt = m->rt;
+    fiber* next = rt->stopping() ? nullptr : rt->next_local(m);
+    m->post = act;
+    arch::context* to = &m->g0;
+    m->cur = next;
+    if (next != nullptr) {
+      next->state.store(fiber_state::running, std::memory_order_relaxed);
+      to = &next->ctx;
+    }
+    if (act.kind == post_kind::exit) arch::exit_context(self->ctx, *to);
+    arch::switch_context(self->ctx, *to);
+    run_post(current_machine());
+  }
+
+  // Gives other runnable fibers a turn; returns at once if there are none.
+  static void yield() noexcept {
+    machine* m = current_machine();
+    runtime_impl* rt = m->rt;
+    processor* p = m->p;
+    if (p->runq.empty() && rt->global_.size() == 0 && p->timers.next_when() == never) return;
+    post_action act;
+    act.kind = post_kind::requeue;
+    act.prev = m->cur;
+    m->cur->state.store(fiber_state::runnable, std::memory_order_relaxed);
+    reschedule(act);
+  }
+
+  // ---- Timers -------------------------------------------------------------
+
+  // Adds a timer to the calling M's P (or P 0 from outside). Wakes an idle M
+  // when no sleeping M would wake in time for it.
+  void add_timer(timer_node* t) noexcept {
+    machine* m = current_machine();
+    processor* p = (m != nullptr && m->rt == this) ? m->p : ps_[0].get();
+    if (p->timers.add(t)) wake_for_timer(t->when);
+  }
+
+  // ---- Introspection ------------------------------------------------------
+
+  std::int64_t live_fibers() const noexcept {
+    std::int64_t n = outside_live_.load(std::memory_order_relaxed);
+    for (auto& p : ps_) n += p->live.load(std::memory_order_relaxed);
+    return n;
+  }
+
+  // Calls f(fiber*) for every fiber alive now (a racy snapshot: fibers may
+  // come and go while it walks).
+  template <class F>
+  void for_each_fiber(F&& f) {
+    auto visit = [&](const stack_slot& s) {
+      fiber* fb = fiber_of_slot(s);
+      if (fb->state.load(std::memory_order_acquire) != fiber_state::free) f(fb);
+    };
+    slabs_.for_each_carved(visit);
+    std::lock_guard lk(own_mu_);
+    for (auto& s : own_stacks_) visit(s);
+  }
+
+  // True when no fiber can run and nothing inside the runtime can make one
+  // runnable: every M idle, no timer, no blocking call in flight.
+  bool quiescent() const noexcept {
+    if (npidle_.load(std::memory_order_seq_cst) != cfg_.procs) return false;
+    if (global_.size() != 0) return false;
+    if (pending_blocking_.load(std::memory_order_seq_cst) != 0) return false;
+    for (auto& p : ps_) {
+      if (!p->runq.empty() || p->timers.next_when() != never) return false;
+    }
+    return true;
+  }
+  std::uint64_t activity() const noexcept {
+    std::uint64_t n = 0;
+    for (auto& m : ms_) n += m->wakeups.load(std::memory_order_acquire);
+    return n;
+  }
+  // Futex word bumped each time the runtime becomes fully idle.
+  std::atomic<std::uint32_t>& quiet_word() noexcept { return quiet_word_; }
+  void add_pending_blocking(int d) noexcept {
+    pending_blocking_.fetch_add(d, std::memory_order_seq_cst);
+  }
+
+  // Total stacks carved and currently cached or free (tests check that every
+  // stack came back).
+  std::size_t stacks_carved() { return slabs_.carved_count(); }
+
+  // Calls f(stack_slot) for every stack; for the overflow handler.
+  slab_allocator& slabs() noexcept { return slabs_; }
+
+  // Stops the Ms. Idempotent.
+  void stop() {
+    if (stopped_.exchange(true)) return;
+    stopping_.store(true, std::memory_order_seq_cst);
+    for (auto& m : ms_) {
+      {
+        std::lock_guard lk(idle_mu_);
+        if (m->idle) {
+          std::erase(idle_, m.get());
+          m->idle = false;
+          npidle_.fetch_sub(1, std::memory_order_seq_cst);
+        }
+      }
+      m->wake_word.store(1, std::memory_order_release);
+      futex_wake(&m->wake_word);
+    }
+    for (auto& m : ms_) {
+      if (m->thread.joinable()) {
+        if (m->thread.get_id() == std::this_thread::get_id()) {
+          m->thread.detach();
+        } else {
+          m->thread.join();
+        }
+      }
+    }
+  }
+
+ private:
+  // ---- The M's loop -------------------------------------------------------
+
+  void machine_main(machine* m) {
+    set_current_machine(m);
+    arch::init_thread_context(m->g0);
+    char name[16];
+    std::snprintf(name, sizeof name, "gofer-%u-m%u", serial_, m->index);
+    pthread_setname_np(pthread_self(), name);
+    alt_signal_stack alt;  // for the overflow report, which runs on it
+    for (;;) {
+      fiber* f = find_runnable(m);
+      if (f == nullptr) break;
+      m->cur = f;
+      f->state.store(fiber_state::running, std::memory_order_relaxed);
+      arch::switch_context(m->g0, f->ctx);
+      run_post(m);
+    }
+    flush_stack_cache(m->p);
+    set_current_machine(nullptr);
+  }
+
+  static void fiber_entry(void* arg) {
+    arch::on_context_entry();
+    fiber* f = static_cast<fiber*>(arg);
+    run_post(current_machine());
+    f->started = true;
+    f->run(f);
+    post_action act;
+    act.kind = post_kind::exit;
+    act.prev = f;
+    reschedule(act);
+    __builtin_unreachable();
+  }
+
+  static void run_post(machine* m) noexcept {
+    post_action a = m->post;
+    m->post = {};
+    switch (a.kind) {
+      case post_kind::none:
+        break;
+      case post_kind::requeue:
+        m->rt->push_local(m->p, a.prev);
+        break;
+      case post_kind::park:
+        if (!a.commit(a.arg, a.prev)) m->rt->ready(a.prev, false);
+        break;
+      case post_kind::exit:
+        m->rt->release_fiber(m->p, a.prev);
+        break;
+    }
+  }
+
+  void release_fiber(processor* p, fiber* f) noexcept {
+    if (f->counted) p->add_live(-1);
+    arch::destroy_context(f->ctx);
+    stack_slot slot = f->stack;
+    f->state.store(fiber_state::free, std::memory_order_release);
+    give_stack(p, slot);
+  }
+
+  // The cheap part of finding work, usable on a fiber's stack: local queue and
+  // global queue, plus this P's due timers.
+  fiber* next_local(machine* m) noexcept {
+    processor* p = m->p;
+    ++p->schedtick;
+    if (p->timers.next_when() != never) p->timers.run_expired(monotonic_ns());
+    if (p->schedtick % 61 == 0 && global_.size() != 0) {
+      if (fiber* f = take_global(p, 1)) return f;
+    }
+    if (fiber* f = p->runq.pop()) return f;
+    if (global_.size() != 0) return take_global(p, run_queue::capacity / 2);
+    return nullptr;
+  }
+
+  fiber* take_global(processor* p, std::uint32_t max) noexcept {
+    std::uint32_t n = std::min<std::uint32_t>(max, global_.size() / cfg_.procs + 1);
+    return global_.pop_batch(n, [&](fiber* f) { push_local(p, f); });
+  }
+
+  void push_local(processor* p, fiber* f) noexcept {
+    if (p->runq.push(f)) return;
+    // Full: move half of it, and f, to the global queue (Go's runqputslow), so
+    // other Ps can take them without stealing from a busy one.
+    fiber* batch[run_queue::capacity / 2 + 1];
+    std::uint32_t n = p->runq.take_half(batch);
+    batch[n++] = f;
+    global_.push_batch(batch, n);
+  }
+
+  bool run_all_timers() noexcept {
+    bool any = false;
+    std::int64_t now = 0;
+    for (auto& p : ps_) {
+      std::int64_t w = p->timers.next_when();
+      if (w == never) continue;
+      if (now == 0) now = monotonic_ns();
+      if (w <= now && p->timers.run_expired(now) > 0) any = true;
+    }
+    return any;
+  }
+
+  fiber* find_runnable(machine* m) {
+    for (;;) {
+      if (stopping()) {
+        if (m->spinning) {
+          m->spinning = false;
+          nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
+        }
+        return nullptr;
+      }
+      run_all_timers();
+      if (fiber* f = next_local(m)) {
+        if (m->spinning) reset_spinning(m);
+        return f;
+      }
+      if (m->spinning ||
+          2 * nmspinning_.load(std::memory_order_seq_cst) <
+              cfg_.procs - npidle_.load(std::memory_order_seq_cst)) {
+        if (!m->spinning) {
+          m->spinning = true;
+          nmspinning_.fetch_add(1, std::memory_order_seq_cst);
+        }
+        if (fiber* f = steal_work(m)) {
+          reset_spinning(m);
+          return f;
+        }
+      }
+      park_idle(m);
+    }
+  }
+
+  void reset_spinning(machine* m) noexcept {
+    m->spinning = false;
+    if (nmspinning_.fetch_sub(1, std::memory_order_seq_cst) == 1) wake_processor();
+  }
+
+  fiber* steal_work(machine* m) noexcept {
+    processor* p = m->p;
+    const unsigned n = cfg_.procs;
+    if (n == 1) return nullptr;
+    for (int round = 0; round < 4; ++round) {
+      unsigned start = p->rng.below(n);
+      for (unsigned i = 0; i < n; ++i) {
+        processor* v = ps_[(start + i) % n].get();
+        if (v == p) continue;
+        if (v->runq.empty()) continue;
+        if (fiber* f = p->runq.steal_from(v->runq, round == 3)) return f;
+      }
+      if (fiber* f = p->runq.pop()) return f;
+    }
+    return nullptr;
+  }
+
+  bool work_visible() const noexcept {
+    if (global_.size() != 0) return true;
+    for (auto& p : ps_)
+      if (!p->runq.empty()) return true;
+    return false;
+  }
+
+  std::int64_t earliest_timer() const noexcept {
+    std::int64_t w = never;
+    for (auto& p : ps_) w = std::min(w, p->timers.next_when());
+    return w;
+  }
+
+  bool remove_from_idle(machine* m) {
+    std::lock_guard lk(idle_mu_);
+    if (!m->idle) return false;
+    std::erase(idle_, m);
+    m->idle = false;
+    npidle_.fetch_sub(1, std::memory_order_seq_cst);
+    return true;
+  }
+
+  // Puts the M to sleep until wake_processor picks it, the earliest timer is
+  // due, or the runtime stops. Returns to find_runnable, which looks again.
+  void park_idle(machine* m) {
+    {
+      std::lock_guard lk(idle_mu_);
+      if (global_.size() != 0 || stopping()) return;
+      idle_.push_back(m);
+      m->idle = true;
+      npidle_.fetch_add(1, std::memory_order_seq_cst);
+    }
+    if (m->spinning) {
+      m->spinning = false;
+      nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
+    }
+    // The re-check that closes the race with ready() (see the essay above).
+    if (work_visible() || stopping()) {
+      if (remove_from_idle(m)) {
+        m->spinning = true;
+        nmspinning_.fetch_add(1, std::memory_order_seq_cst);
+        return;
+      }
+      // Someone already took this M off the list and is waking it.
+    }
+    std::int64_t deadline = earliest_timer();
+    m->parked_until.store(deadline, std::memory_order_seq_cst);
+    if (deadline == never && npidle_.load(std::memory_order_seq_cst) == cfg_.procs) {
+      // Fully idle: a good moment to hand idle stacks' memory back, and to let
+      // the deadlock detector look.
+      slabs_.trim_free();
+      quiet_word_.fetch_add(1, std::memory_order_seq_cst);
+      futex_wake(&quiet_word_, INT32_MAX);
+    }
+    for (;;) {
+      if (m->wake_word.load(std::memory_order_acquire) != 0) break;
+      std::int64_t left = -1;
+      if (deadline != never) {
+        left = deadline - monotonic_ns();
+        if (left <= 0) break;
+      }
+      futex_wait(&m->wake_word, 0, left);
+    }
+    m->parked_until.store(never, std::memory_order_seq_cst);
+    if (m->wake_word.load(std::memory_order_acquire) == 0 && !remove_from_idle(m)) {
+      // Timed out, but a waker took this M off the idle list meanwhile: wait
+      // for its word so the wake (and the spinning it handed over) is not lost.
+      while (m->wake_word.load(std::memory_order_acquire) == 0) futex_wait(&m->wake_word, 0);
+    }
+    m->wake_word.store(0, std::memory_order_relaxed);
+    m->wakeups.fetch_add(1, std::memory_order_release);
+  }
+
+  // Wakes an idle M to look for work, unless one is already spinning.
+  void wake_processor() noexcept {
+    if (npidle_.load(std::memory_order_seq_cst) == 0) return;
+    if (nmspinning_.load(std::memory_order_seq_cst) != 0) return;
+    std::uint32_t zero = 0;
+    if (!nmspinning_.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
+    machine* m = nullptr;
+    {
+      std::lock_guard lk(idle_mu_);
+      if (!idle_.empty()) {
+        m = idle_.back();
+        idle_.pop_back();
+        m->idle = false;
+        npidle_.fetch_sub(1, std::memory_order_seq_cst);
+      }
+    }
+    if (m == nullptr) {
+      nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
+      return;
+    }
+    m->spinning = true;  // handed over with the wake; read after the futex
+    m->wake_word.store(1, std::memory_order_release);
+    futex_wake(&m->wake_word);
+  }
+
+  void wake_for_timer(std::int64_t when) noexcept {
+    if (npidle_.load(std::memory_order_seq_cst) == 0) return;
+    for (auto& m : ms_) {
+      if (m->parked_until.load(std::memory_order_seq_cst) <= when) return;  // wakes in time
+    }
+    wake_processor();
+  }
+
+  // ---- Stacks and ids -----------------------------------------------------
+
+  // Per-P stack cache bounds: refill and spill in batches so the slab lock is
+  // taken once per 16 spawns or exits at most.
+  static constexpr std::size_t stack_cache_max = 64;
+  static constexpr std::size_t stack_cache_batch = 16;
+
+  stack_slot take_stack(processor* p, std::size_t size) {
+    if (size != 0 && round_up(size, page_size()) != slabs_.stack_size()) {
+      stack_slot s = allocate_own_stack(size, cfg_.guard_pages);
+      std::lock_guard lk(own_mu_);
+      own_stacks_.push_back(s);
+      return s;
+    }
+    if (p == nullptr) return slabs_.allocate();
+    if (p->stack_cache.empty()) slabs_.allocate_batch(p->stack_cache, stack_cache_batch);
+    stack_slot s = p->stack_cache.back();
+    p->stack_cache.pop_back();
+    return s;
+  }
+
+  void give_stack(processor* p, stack_slot s) noexcept {
+    if (s.own_mapping) {
+      {
+        std::lock_guard lk(own_mu_);
+        auto it = std::find_if(own_stacks_.begin(), own_stacks_.end(),
+                               [&](const stack_slot& o) { return o.bottom == s.bottom; });
+        if (it != own_stacks_.end()) own_stacks_.erase(it);
+      }
+      free_own_stack(s);
+      return;
+    }
+    s.trimmed = false;
+    p->stack_cache.push_back(s);
+    if (p->stack_cache.size() > stack_cache_max) {
+      std::size_t keep = stack_cache_max - stack_cache_batch * 2;
+      slabs_.release_batch(p->stack_cache.data() + keep, p->stack_cache.size() - keep);
+      p->stack_cache.resize(keep);
+    }
+  }
+
+  void flush_stack_cache(processor* p) noexcept {
+    slabs_.release_batch(p->stack_cache.data(), p->stack_cache.size());
+    p->stack_cache.clear();
+  }
+
+  static std::uint64_t take_id(processor* p) noexcept {
+    if (p == nullptr) return next_fiber_id_block.fetch_add(1, std::memory_order_relaxed);
+    if (p->next_id == p->end_id) {
+      p->next_id = next_fiber_id_block.fetch_add(fiber_id_block, std::memory_order_relaxed);
+      p->end_id = p->next_id + fiber_id_block;
+    }
+    return p->next_id++;
+  }
+
+  runtime_config cfg_;
+  std::uint32_t serial_;
+  std::vector<std::unique_ptr<processor>> ps_;
+  std::vector<std::unique_ptr<machine>> ms_;
+  global_queue global_;
+  slab_allocator slabs_;
+  std::mutex own_mu_;
+  std::vector<stack_slot> own_stacks_;  // guarded by own_mu_: non-default-size stacks
+
+  std::mutex idle_mu_;
+  std::vector<machine*> idle_;  // guarded by idle_mu_
+  alignas(cache_line) std::atomic<std::uint32_t> npidle_{0};
+  alignas(cache_line) std::atomic<std::uint32_t> nmspinning_{0};
+  alignas(cache_line) std::atomic<std::int64_t> outside_live_{0};
+  std::atomic<std::int64_t> pending_blocking_{0};
+  std::atomic<std::uint32_t> quiet_word_{0};
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace gofer::detail

@@ -1,0 +1,297 @@
+// Stack memory: large mmap'd slabs cut into fixed-size stacks.
+//
+// Why slabs: Linux allows vm.max_map_count (65,530 by default) mappings per
+// process, so one mmap per stack caps a program near 65k fibers; a million
+// must fit. A slab holds `stacks_per_slab` stacks in one mapping, cut lazily
+// (bump pointer) so untouched stacks cost neither RSS nor page-table memory.
+//
+// Overflow detection, two policies (options::guard_pages):
+//   - guard pages: the lowest page of every stack slot is made inaccessible, so
+//     an overflow faults at once and overflow.hpp names the fiber. With Linux
+//     >= 6.13, MADV_GUARD_INSTALL does this without splitting the mapping;
+//     older kernels need mprotect, which splits the slab into two mappings per
+//     stack and brings back the map-count ceiling (about 32k fibers). Either way
+//     it is one system call per stack carved.
+//   - canary (the default): the lowest `canary_bytes` of each stack are
+//     reserved and must stay zero; every switch checks a few words of it. Zero
+//     is chosen because fresh anonymous memory is zero and a read of an
+//     untouched page maps the shared zero page: the check costs no RSS, so a
+//     parked fiber still costs one page. An overflow that writes only zeros
+//     there, or that jumps past it, goes unseen: that is the price of the
+//     default; turn guard pages on when chasing a crash.
+#pragma once
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#include "gofer/detail/config.hpp"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+namespace gofer::detail {
+
+inline std::size_t page_size() noexcept {
+  static const std::size_t size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+inline std::size_t round_up(std::size_t n, std::size_t to) noexcept { return (n + to - 1) / to * to; }
+
+// The default stack size. 128 KiB of address space per fiber, of which a
+// parked fiber that has not recursed touches one page: a million fibers
+// reserve 128 GiB of address space (free on 64-bit Linux, no commit charge
+// with MAP_NORESERVE) and about 4 GiB of RAM. Smaller would risk ordinary C++
+// (iostreams, printf, exception unwinding each take a few KiB) overflowing;
+// Boost.Fiber's default is of the same order. Sanitizers inflate frames, so
+// their builds get four times as much.
+#if GOFER_ASAN || GOFER_TSAN
+inline constexpr std::size_t default_stack_size = 512 * 1024;
+#else
+inline constexpr std::size_t default_stack_size = 128 * 1024;
+#endif
+
+// Bytes at the low end of a canary-checked stack that must stay zero.
+inline constexpr std::size_t canary_bytes = 256;
+
+// One stack: [bottom, bottom + size) is usable; with a guard the page below
+// `bottom` faults.
+struct stack_slot {
+  void* bottom = nullptr;
+  std::size_t size = 0;
+  bool guarded = false;
+  bool own_mapping = false;  // not from a slab: unmapped when released
+  bool trimmed = false;      // pages already returned to the kernel
+
+  void* top() const noexcept { return static_cast<char*>(bottom) + size; }
+  // The first usable byte above the canary zone (or bottom with a guard).
+  void* usable_bottom() const noexcept {
+    return static_cast<char*>(bottom) + (guarded ? 0 : canary_bytes);
+  }
+  bool canary_intact() const noexcept {
+    if (guarded) return true;
+    auto* w = static_cast<const volatile std::uint64_t*>(bottom);
+    constexpr std::size_t n = canary_bytes / sizeof(std::uint64_t);
+    return (w[0] | w[n / 4] | w[n / 2] | w[3 * n / 4] | w[n - 1]) == 0;
+  }
+  // Returns the stack's pages to the kernel; the memory reads as zero after,
+  // which also renews the canary.
+  void trim() noexcept {
+    if (trimmed) return;
+    ::madvise(bottom, size, MADV_DONTNEED);
+    trimmed = true;
+  }
+};
+
+[[noreturn]] inline void fatal_out_of_memory(const char* what) {
+  std::fprintf(stderr, "gofer: out of memory: %s (errno %d)\n", what, errno);
+  std::abort();
+}
+
+// Installs a guard on [addr, addr + len). Tries the light kernel guard first.
+inline void install_guard(void* addr, std::size_t len) noexcept {
+  static std::atomic<int> light{-1};  // -1 unknown, 0 unsupported, 1 supported
+  if (light.load(std::memory_order_relaxed) != 0) {
+    if (::madvise(addr, len, MADV_GUARD_INSTALL) == 0) {
+      light.store(1, std::memory_order_relaxed);
+      return;
+    }
+    light.store(0, std::memory_order_relaxed);
+  }
+  if (::mprotect(addr, len, PROT_NONE) != 0) fatal_out_of_memory("mprotect of a guard page");
+}
+
+// The slabs of one runtime for one stack size. Thread-safe; the per-P caches
+// (stack_cache.hpp) keep most traffic away from its lock.
+class slab_allocator {
+ public:
+  // Stacks per slab: 128 x 128 KiB = 16 MiB per mapping, so a million default
+  // fibers take about 7,800 mappings, an eighth of the default limit.
+  static constexpr std::size_t stacks_per_slab = 128;
+
+  slab_allocator(std::size_t stack_size, bool guard)
+      : stack_size_(round_up(stack_size, page_size())), guard_(guard) {}
+  slab_allocator(const slab_allocator&) = delete;
+  slab_allocator& operator=(const slab_allocator&) = delete;
+  ~slab_allocator() {
+    for (auto& s : slabs_) ::munmap(s.base, s.bytes);
+  }
+
+  std::size_t stack_size() const noexcept { return stack_size_; }
+  bool guarded() const noexcept { return guard_; }
+
+  // A never-used stack, or a recycled one from the free list.
+  stack_slot allocate() {
+    std::lock_guard lk(mu_);
+    if (!free_.empty()) {
+      stack_slot s = free_.back();
+      free_.pop_back();
+      return s;
+    }
+    return carve_locked();
+  }
+
+  // Takes back up to n stacks into `out` (a P cache refilling itself).
+  void allocate_batch(std::vector<stack_slot>& out, std::size_t n) {
+    std::lock_guard lk(mu_);
+    while (n > 0 && !free_.empty()) {
+      out.push_back(free_.back());
+      free_.pop_back();
+      --n;
+    }
+    while (n-- > 0) out.push_back(carve_locked());
+  }
+
+  void release_batch(const stack_slot* slots, std::size_t n) {
+    std::lock_guard lk(mu_);
+    free_.insert(free_.end(), slots, slots + n);
+  }
+
+  // Returns the memory of idle stacks to the kernel. Called when the runtime
+  // goes idle, so the system calls are paid when nobody is waiting. The stacks
+  // are taken out of the free list while their pages are dropped (so nobody
+  // allocates one meanwhile), and neighbours are dropped in one call.
+  std::size_t trim_free() {
+    std::vector<stack_slot> work;
+    {
+      std::lock_guard lk(mu_);
+      auto keep = free_.begin();
+      for (auto it = free_.begin(); it != free_.end(); ++it) {
+        if (it->trimmed) {
+          *keep++ = *it;
+        } else {
+          work.push_back(*it);
+        }
+      }
+      free_.erase(keep, free_.end());
+    }
+    if (work.empty()) return 0;
+    std::sort(work.begin(), work.end(),
+              [](const stack_slot& a, const stack_slot& b) { return a.bottom < b.bottom; });
+    const std::size_t stride = slot_bytes();
+    for (std::size_t i = 0; i < work.size();) {
+      std::size_t j = i + 1;
+      while (j < work.size() &&
+             static_cast<char*>(work[j].bottom) == static_cast<char*>(work[j - 1].bottom) + stride)
+        ++j;
+      // One call for the run [i, j); with guards, the guard pages in between
+      // stay guards (MADV_DONTNEED leaves light guards and PROT_NONE alone).
+      char* from = static_cast<char*>(work[i].bottom);
+      char* to = static_cast<char*>(work[j - 1].bottom) + work[j - 1].size;
+      ::madvise(from, static_cast<std::size_t>(to - from), MADV_DONTNEED);
+      for (std::size_t k = i; k < j; ++k) work[k].trimmed = true;
+      i = j;
+    }
+    std::lock_guard lk(mu_);
+    free_.insert(free_.end(), work.begin(), work.end());
+    return work.size();
+  }
+
+  // Calls f(const stack_slot&) for every stack ever carved, in use or not: the
+  // fiber registry that dump_fibers walks (a fiber lives at its stack's top).
+  template <class F>
+  void for_each_carved(F&& f) {
+    std::lock_guard lk(mu_);
+    for (auto& s : slabs_) {
+      char* p = static_cast<char*>(s.base);
+      for (std::size_t i = 0; i < s.used; ++i, p += slot_bytes()) {
+        stack_slot slot;
+        slot.bottom = p + (guard_ ? page_size() : 0);
+        slot.size = stack_size_;
+        slot.guarded = guard_;
+        f(slot);
+      }
+    }
+  }
+
+  std::size_t free_count() {
+    std::lock_guard lk(mu_);
+    return free_.size();
+  }
+  std::size_t carved_count() {
+    std::lock_guard lk(mu_);
+    return carved_;
+  }
+
+ private:
+  struct slab {
+    void* base;
+    std::size_t bytes;
+    std::size_t used;  // stacks carved so far
+  };
+
+  std::size_t slot_bytes() const noexcept { return stack_size_ + (guard_ ? page_size() : 0); }
+
+  stack_slot carve_locked() {
+    if (slabs_.empty() || slabs_.back().used == stacks_per_slab) {
+      std::size_t bytes = slot_bytes() * stacks_per_slab;
+      void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (p == MAP_FAILED) fatal_out_of_memory("mmap of a stack slab");
+      slabs_.push_back({p, bytes, 0});
+    }
+    slab& s = slabs_.back();
+    char* slot = static_cast<char*>(s.base) + s.used * slot_bytes();
+    ++s.used;
+    ++carved_;
+    stack_slot out;
+    if (guard_) {
+      install_guard(slot, page_size());
+      out.bottom = slot + page_size();
+      out.guarded = true;
+    } else {
+      out.bottom = slot;
+    }
+    out.size = stack_size_;
+    out.trimmed = true;  // never touched yet
+    return out;
+  }
+
+  std::mutex mu_;
+  std::size_t stack_size_;
+  bool guard_;
+  std::vector<slab> slabs_;       // guarded by mu_
+  std::vector<stack_slot> free_;  // guarded by mu_
+  std::size_t carved_ = 0;        // guarded by mu_
+};
+
+// A stack of a non-default size: its own mapping (rare, so the map count is
+// not a concern), unmapped on release.
+inline stack_slot allocate_own_stack(std::size_t size, bool guard) {
+  size = round_up(size, page_size());
+  std::size_t bytes = size + (guard ? page_size() : 0);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) fatal_out_of_memory("mmap of a fiber stack");
+  stack_slot s;
+  if (guard) {
+    install_guard(p, page_size());
+    s.bottom = static_cast<char*>(p) + page_size();
+    s.guarded = true;
+  } else {
+    s.bottom = p;
+  }
+  s.size = size;
+  s.own_mapping = true;
+  s.trimmed = true;
+  return s;
+}
+
+inline void free_own_stack(const stack_slot& s) noexcept {
+  char* base = static_cast<char*>(s.bottom) - (s.guarded ? page_size() : 0);
+  ::munmap(base, s.size + (s.guarded ? page_size() : 0));
+}
+
+}  // namespace gofer::detail

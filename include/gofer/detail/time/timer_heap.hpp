@@ -1,0 +1,161 @@
+// A P's timers: a 4-ary min-heap ordered by deadline (as Go's per-P timer heap
+// in runtime/time.go).
+//
+// Invariants:
+//   - Every field of the heap and the `index` of every timer in it are guarded
+//     by the heap's lock; `heap` is null for a timer in no heap.
+//   - next_when mirrors the earliest deadline (INT64_MAX when empty). It is
+//     written under the lock and read without it, by idle Ms deciding how long
+//     to sleep: a stale value only makes them wake early or check again.
+//   - A timer is fired at most once per add: it leaves the heap under the lock
+//     before its callback runs (without the lock), so a remove() racing with
+//     the firing sees it gone and reports false.
+// 4-ary rather than binary: shallower, so sift-down touches fewer cache lines
+// (Go made the same choice).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <ctime>
+#include <limits>
+#include <mutex>
+#include <vector>
+
+#include "gofer/detail/util/spinlock.hpp"
+
+namespace gofer::detail {
+
+inline std::int64_t monotonic_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// A few nanoseconds instead of twenty, at tick resolution (1-4 ms): for
+// "waiting since" in dumps, where nobody needs better.
+inline std::int64_t coarse_monotonic_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+inline constexpr std::int64_t never = std::numeric_limits<std::int64_t>::max();
+
+class timer_heap;
+
+struct timer_node {
+  std::int64_t when = 0;
+  void (*fire)(timer_node*) = nullptr;  // runs on a scheduler thread: must be short
+  std::atomic<timer_heap*> heap{nullptr};
+  std::int32_t index = -1;
+};
+
+class timer_heap {
+ public:
+  // Returns true when t became the earliest timer (the caller may need to wake
+  // an M that sleeps until a later deadline).
+  bool add(timer_node* t) noexcept {
+    std::lock_guard lk(mu_);
+    t->index = static_cast<std::int32_t>(heap_.size());
+    heap_.push_back(t);
+    sift_up(heap_.size() - 1);
+    t->heap.store(this, std::memory_order_release);
+    publish();
+    return heap_[0] == t;
+  }
+
+  // False when t is in no heap (it fired already, or was never added).
+  static bool remove(timer_node* t) noexcept {
+    for (;;) {
+      timer_heap* h = t->heap.load(std::memory_order_acquire);
+      if (h == nullptr) return false;
+      std::lock_guard lk(h->mu_);
+      if (t->heap.load(std::memory_order_relaxed) != h) continue;
+      h->remove_at(static_cast<std::size_t>(t->index));
+      h->publish();
+      return true;
+    }
+  }
+
+  // Fires every timer due at `now`; returns how many.
+  int run_expired(std::int64_t now) noexcept {
+    int n = 0;
+    while (next_when_.load(std::memory_order_acquire) <= now) {
+      timer_node* t;
+      {
+        std::lock_guard lk(mu_);
+        if (heap_.empty() || heap_[0]->when > now) {
+          publish();
+          break;
+        }
+        t = heap_[0];
+        remove_at(0);
+        publish();
+      }
+      t->fire(t);
+      ++n;
+    }
+    return n;
+  }
+
+  std::int64_t next_when() const noexcept { return next_when_.load(std::memory_order_acquire); }
+  std::size_t size() {
+    std::lock_guard lk(mu_);
+    return heap_.size();
+  }
+
+ private:
+  void publish() noexcept {
+    next_when_.store(heap_.empty() ? never : heap_[0]->when, std::memory_order_release);
+  }
+  void remove_at(std::size_t i) noexcept {
+    timer_node* t = heap_[i];
+    t->heap.store(nullptr, std::memory_order_release);
+    t->index = -1;
+    std::size_t last = heap_.size() - 1;
+    if (i != last) {
+      heap_[i] = heap_[last];
+      heap_[i]->index = static_cast<std::int32_t>(i);
+    }
+    heap_.pop_back();
+    if (i < heap_.size()) {
+      sift_up(i);
+      sift_down(i);
+    }
+  }
+  void sift_up(std::size_t i) noexcept {
+    timer_node* t = heap_[i];
+    while (i > 0) {
+      std::size_t parent = (i - 1) / 4;
+      if (heap_[parent]->when <= t->when) break;
+      heap_[i] = heap_[parent];
+      heap_[i]->index = static_cast<std::int32_t>(i);
+      i = parent;
+    }
+    heap_[i] = t;
+    t->index = static_cast<std::int32_t>(i);
+  }
+  void sift_down(std::size_t i) noexcept {
+    timer_node* t = heap_[i];
+    const std::size_t n = heap_.size();
+    for (;;) {
+      std::size_t c = 4 * i + 1;
+      if (c >= n) break;
+      std::size_t best = c;
+      for (std::size_t k = c + 1; k < c + 4 && k < n; ++k)
+        if (heap_[k]->when < heap_[best]->when) best = k;
+      if (heap_[best]->when >= t->when) break;
+      heap_[i] = heap_[best];
+      heap_[i]->index = static_cast<std::int32_t>(i);
+      i = best;
+    }
+    heap_[i] = t;
+    t->index = static_cast<std::int32_t>(i);
+  }
+
+  spinlock mu_;
+  std::vector<timer_node*> heap_;  // guarded by mu_
+  std::atomic<std::int64_t> next_when_{never};
+};
+
+}  // namespace gofer::detail

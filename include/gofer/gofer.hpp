@@ -1,0 +1,11 @@
+// gofer: Go's concurrency model for C++. This header includes every public
+// header and nothing else.
+#pragma once
+
+#include "gofer/blocking.hpp"
+#include "gofer/defer.hpp"
+#include "gofer/diagnostics.hpp"
+#include "gofer/go.hpp"
+#include "gofer/runtime.hpp"
+#include "gofer/sync/wait_group.hpp"
+#include "gofer/this_fiber.hpp"

@@ -1,0 +1,295 @@
+// The runtime: options, explicit runtimes, the default runtime and run() —
+// the surface of Go's runtime package that a program starts from.
+#pragma once
+
+#include <dirent.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <source_location>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "gofer/detail/diag/deadlock_error.hpp"
+#include "gofer/detail/diag/fiber_dump.hpp"
+#include "gofer/detail/diag/sigquit.hpp"
+#include "gofer/detail/park/park.hpp"
+#include "gofer/detail/sched/go_overloads.hpp"
+#include "gofer/detail/sched/scheduler.hpp"
+#include "gofer/detail/stack/slab.hpp"
+
+namespace gofer {
+
+struct options {
+  // Ps: how many fibers run in parallel. 0 = $GOFER_PROCS if set, else
+  // num_cpu(). Fixed for the runtime's lifetime.
+  unsigned procs = 0;
+  // Bytes of stack per fiber. 0 = 128 KiB (512 KiB in sanitizer builds). Only
+  // the pages a fiber touches cost memory: a parked fiber that has not
+  // recursed costs one 4 KiB page whatever this says.
+  std::size_t stack_size = 0;
+  // Off by default. Off, an overflow is caught by a canary checked at every
+  // switch: free, but it sees the overflow only when the fiber next switches,
+  // and misses one that jumps past the canary. On, a guard page below every
+  // stack faults at once and the report names the fiber; it costs one system
+  // call per stack first carved, and on kernels before Linux 6.13 two memory
+  // mappings per stack, which caps a process at about 32,000 fibers.
+  bool guard_pages = false;
+  // See run().
+  bool detect_deadlock = true;
+  // SIGQUIT prints every fiber to stderr and exits with status 2, as Go. Off
+  // leaves SIGQUIT alone; a handler the program installed is never replaced.
+  bool dump_on_sigquit = true;
+};
+
+// How many fibers go() may start with; see go.hpp.
+struct fiber_options {
+  std::string_view name = {};  // for dumps; copied (up to 256 bytes)
+  std::size_t stack_size = 0;  // 0 = the runtime's
+};
+
+// CPUs this process may use: the affinity mask, capped by the cgroup v2 CPU
+// quota (cpu.max) of this process's cgroup and its ancestors, rounded up, as
+// Go 1.25 computes its default GOMAXPROCS.
+inline unsigned num_cpu() {
+  cpu_set_t set;
+  unsigned n = 0;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = static_cast<unsigned>(CPU_COUNT(&set));
+  if (n == 0) n = static_cast<unsigned>(sysconf(_SC_NPROCESSORS_ONLN));
+  if (n == 0) n = 1;
+  std::ifstream cg("/proc/self/cgroup");
+  std::string line, path;
+  while (std::getline(cg, line)) {
+    if (line.rfind("0::", 0) == 0) path = line.substr(3);
+  }
+  if (!path.empty()) {
+    double limit = 0;
+    for (;;) {
+      std::ifstream f("/sys/fs/cgroup" + path + "/cpu.max");
+      std::string quota;
+      double period = 0;
+      if (f >> quota >> period && quota != "max" && period > 0) {
+        double l = std::stod(quota) / period;
+        if (limit == 0 || l < limit) limit = l;
+      }
+      if (path == "/" || path.empty()) break;
+      auto slash = path.rfind('/');
+      path = slash == 0 ? "/" : path.substr(0, slash);
+    }
+    if (limit > 0) {
+      auto q = static_cast<unsigned>(std::ceil(limit));
+      if (q < n) n = q < 1 ? 1 : q;
+    }
+  }
+  return n;
+}
+
+namespace detail {
+
+inline unsigned resolve_procs(unsigned requested) {
+  if (requested != 0) return requested;
+  if (const char* s = std::getenv("GOFER_PROCS")) {
+    char* end = nullptr;
+    long v = std::strtol(s, &end, 10);
+    if (end != s && v > 0 && v < 65536) return static_cast<unsigned>(v);
+  }
+  return num_cpu();
+}
+
+inline runtime_config make_config(const options& o) {
+  runtime_config c;
+  c.procs = resolve_procs(o.procs);
+  c.stack_size = o.stack_size != 0 ? o.stack_size : default_stack_size;
+  c.guard_pages = o.guard_pages;
+  c.detect_deadlock = o.detect_deadlock;
+  c.dump_on_sigquit = o.dump_on_sigquit;
+  c.random = sched_randomizer::from_environment();
+  return c;
+}
+
+inline std::unique_ptr<runtime_impl> start_runtime(const options& o) {
+  runtime_config cfg = make_config(o);
+  if (cfg.dump_on_sigquit) install_sigquit_dump();
+  return std::make_unique<runtime_impl>(cfg);
+}
+
+template <class F, class... Args>
+concept spawnable = std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>;
+
+template <class F, class... Args>
+void go_on(runtime_impl* rt, const fiber_options& o, const std::source_location& loc, F&& f,
+           Args&&... args) {
+  runtime_impl::spawn_args a;
+  a.name = o.name;
+  a.stack_size = o.stack_size;
+  a.file = loc.file_name();
+  a.line = loc.line();
+  if constexpr (sizeof...(Args) == 0) {
+    rt->spawn(std::forward<F>(f), a);
+  } else {
+    // Decay-copied as std::thread does; invoked as rvalues, so move-only
+    // arguments and mutable lambdas work.
+    rt->spawn([fn = std::forward<F>(f), ... xs = std::forward<Args>(args)]() mutable {
+      std::invoke(std::move(fn), std::move(xs)...);
+    }, a);
+  }
+}
+
+runtime_impl* runtime_for_go();
+
+}  // namespace detail
+
+// An explicit scheduler instance with its own Ms and Ps.
+class runtime {
+ public:
+  explicit runtime(options o = {}) : impl_(detail::start_runtime(o)) {}
+  // Stops the workers, each as soon as the fiber it is running parks or
+  // finishes, then abandons every fiber still alive, as Go abandons goroutines
+  // when main returns: fibers that never started have their callables
+  // destroyed; started ones are dropped without unwinding. Nothing may wake
+  // such a fiber afterwards.
+  ~runtime() = default;
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  GOFER_DETAIL_GO_ALL_ARITIES(, impl_.get())
+
+  // The runtime that gofer::go uses from threads that are not fibers. Started
+  // by the first use, with default options, and never destroyed (its workers
+  // end with the process).
+  static runtime& default_runtime() {
+    static runtime* rt = new runtime(options{});
+    return *rt;
+  }
+
+  unsigned procs() const noexcept { return impl_->procs(); }
+  detail::runtime_impl& impl() noexcept { return *impl_; }
+
+ private:
+  std::unique_ptr<detail::runtime_impl> impl_;
+};
+
+namespace detail {
+
+inline runtime_impl* runtime_for_go() {
+  if (runtime_impl* rt = current_runtime()) return rt;
+  return &runtime::default_runtime().impl();
+}
+
+// Threads of this process that are not this runtime's own (its Ms, the thread
+// blocked in run(), gofer's helper threads): any of them may still make a
+// fiber runnable, so while one lives there is no deadlock.
+inline bool other_threads_alive(const runtime_impl& rt) {
+  char own_prefix[16];
+  std::snprintf(own_prefix, sizeof own_prefix, "gofer-%u-", rt.serial());
+  const long self = ::syscall(SYS_gettid);
+  DIR* d = ::opendir("/proc/self/task");
+  if (d == nullptr) return true;
+  bool other = false;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    if (std::strtol(e->d_name, nullptr, 10) == self) continue;
+    std::ifstream f(std::string("/proc/self/task/") + e->d_name + "/comm");
+    std::string comm;
+    std::getline(f, comm);
+    if (comm.rfind(own_prefix, 0) == 0 || comm == "gofer-blocking" || comm == "gofer-diag")
+      continue;
+    other = true;
+    break;
+  }
+  ::closedir(d);
+  return other;
+}
+
+struct run_state {
+  std::atomic<bool> done{false};
+  int result = 0;
+  std::exception_ptr error;
+};
+
+// Confirms a suspected deadlock and, if real, reports it and interrupts main.
+// Quiescence must hold twice, 20 ms apart, with no M waking in between: a
+// single look could fall between an M going idle and a thread readying a fiber.
+inline bool check_deadlock(runtime_impl& rt, run_state& st, fiber* main_fiber) {
+  std::uint64_t before = rt.activity();
+  if (!rt.quiescent()) return false;
+  std::uint32_t q = rt.quiet_word().load(std::memory_order_seq_cst);
+  futex_wait(&rt.quiet_word(), q, 20'000'000);
+  if (st.done.load(std::memory_order_acquire)) return false;
+  if (!rt.quiescent() || rt.activity() != before) return false;
+  if (other_threads_alive(rt)) return false;
+  std::ostringstream os;
+  os << "gofer: all fibers are asleep - deadlock!\n\n";
+  dump_runtime(os, rt);
+  std::fputs(os.str().c_str(), stderr);
+  std::fflush(stderr);
+  main_fiber->interrupted = true;
+  rt.ready(main_fiber, false);
+  return true;
+}
+
+}  // namespace detail
+
+// Starts a runtime with `o`, runs `main` as a fiber on it and returns when main
+// returns: its int result, or 0. An exception from main propagates out of
+// run(). Fibers still alive then are abandoned (see ~runtime). When every fiber
+// is parked and nothing can wake one (no timer, no blocking call or I/O in
+// flight, no OS thread besides the runtime's own), run() prints
+// "gofer: all fibers are asleep - deadlock!" and a fiber dump to stderr, and
+// throws deadlock_error in the main fiber.
+template <class F>
+  requires std::invocable<F&>
+int run(F&& main, options o = {}, std::source_location loc = std::source_location::current()) {
+  std::unique_ptr<detail::runtime_impl> rt = detail::start_runtime(o);
+  detail::run_state st;
+  detail::runtime_impl::spawn_args a;
+  a.name = "main";
+  a.file = loc.file_name();
+  a.line = loc.line();
+  detail::runtime_impl* r = rt.get();
+  detail::fiber* main_fiber = r->spawn(
+      [&main, &st, r] {
+        try {
+          using R = std::invoke_result_t<F&>;
+          if constexpr (std::is_convertible_v<R, int>) {
+            st.result = static_cast<int>(std::invoke(main));
+          } else {
+            std::invoke(main);
+          }
+        } catch (...) {
+          st.error = std::current_exception();
+        }
+        st.done.store(true, std::memory_order_release);
+        r->quiet_word().fetch_add(1, std::memory_order_seq_cst);
+        detail::futex_wake(&r->quiet_word(), INT_MAX);
+      },
+      a);
+  const bool detect = r->config().detect_deadlock;
+  for (;;) {
+    std::uint32_t q = r->quiet_word().load(std::memory_order_seq_cst);
+    if (st.done.load(std::memory_order_acquire)) break;
+    bool quiet = detect && r->quiescent();
+    if (quiet && detail::check_deadlock(*r, st, main_fiber)) continue;
+    detail::futex_wait(&r->quiet_word(), q, quiet ? 100'000'000 : -1);
+  }
+  rt.reset();
+  if (st.error) std::rethrow_exception(st.error);
+  return st.result;
+}
+
+}  // namespace gofer
