@@ -39,7 +39,7 @@ struct options {
   // Ps: how many fibers run in parallel. 0 = $GOFER_PROCS if set, else
   // num_cpu(). Fixed for the runtime's lifetime.
   unsigned procs = 0;
-  // Bytes of stack per fiber. 0 = 128 KiB (512 KiB in sanitizer builds). Only
+  // Bytes of stack per fiber. 0 = 256 KiB (1 MiB in sanitizer builds). Only
   // the pages a fiber touches cost memory: a parked fiber that has not
   // recursed costs one 4 KiB page whatever this says.
   std::size_t stack_size = 0;
@@ -55,6 +55,10 @@ struct options {
   // SIGQUIT prints every fiber to stderr and exits with status 2, as Go. Off
   // leaves SIGQUIT alone; a handler the program installed is never replaced.
   bool dump_on_sigquit = true;
+  // Randomised scheduling for tests: sometimes skips runnext, varies steal
+  // order and yields at park points, driven by this seed. 0 = the value of
+  // $GOFER_SCHED_SEED if set, else off.
+  std::uint64_t sched_seed = 0;
 };
 
 // How many fibers go() may start with; see go.hpp.
@@ -119,6 +123,7 @@ inline runtime_config make_config(const options& o) {
   c.detect_deadlock = o.detect_deadlock;
   c.dump_on_sigquit = o.dump_on_sigquit;
   c.random = sched_randomizer::from_environment();
+  if (o.sched_seed != 0) c.random.seed = o.sched_seed;
   return c;
 }
 

@@ -67,6 +67,12 @@ struct fiber {
   void (*discard)(fiber*) = nullptr;  // destroys a callable that never ran
   void* callable = nullptr;
 
+  // Set while parked in a queue that may outlive the runtime (the semaphore
+  // table is global): unlinks the fiber's waiter if the runtime is destroyed
+  // with the fiber still parked, so no queue keeps a pointer into freed stacks.
+  void (*on_abandon)(void*) = nullptr;
+  void* on_abandon_arg = nullptr;
+
   fiber* sched_link = nullptr;  // global run queue; owned by whoever holds its lock
   bool interrupted = false;     // woken by the deadlock detector, not by its waker
   bool counted = true;          // included in num_fibers

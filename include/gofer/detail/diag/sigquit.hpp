@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -29,26 +30,33 @@ inline void sigquit_handler(int) {
 }
 
 inline void install_sigquit_dump() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction old{};
-    if (::sigaction(SIGQUIT, nullptr, &old) != 0) return;
-    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) return;
-    std::thread([] {
-      pthread_setname_np(pthread_self(), "gofer-diag");
-      while (sigquit_word.load(std::memory_order_relaxed) == 0) futex_wait(&sigquit_word, 0);
-      std::ostringstream os;
-      os << "SIGQUIT: quit\n\n";
-      dump_all_runtimes(os);
-      std::cerr << os.str() << std::flush;
-      std::_Exit(2);
-    }).detach();
+  // Keyed by pid rather than a once-flag: a forked child inherits the handler
+  // but not the thread, and needs its own.
+  static std::mutex mu;
+  static pid_t started_in = 0;
+  std::lock_guard lk(mu);
+  if (started_in == ::getpid()) return;
+  struct sigaction old{};
+  if (::sigaction(SIGQUIT, nullptr, &old) != 0) return;
+  const bool ours = !(old.sa_flags & SA_SIGINFO) && old.sa_handler == &sigquit_handler;
+  if (!ours && ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)) return;
+  started_in = ::getpid();
+  std::thread([] {
+    pthread_setname_np(pthread_self(), "gofer-diag");
+    while (sigquit_word.load(std::memory_order_relaxed) == 0) futex_wait(&sigquit_word, 0);
+    std::ostringstream os;
+    os << "SIGQUIT: quit\n\n";
+    dump_all_runtimes(os);
+    std::cerr << os.str() << std::flush;
+    std::_Exit(2);
+  }).detach();
+  if (!ours) {
     struct sigaction sa{};
     sa.sa_handler = &sigquit_handler;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     ::sigaction(SIGQUIT, &sa, nullptr);
-  });
+  }
 }
 
 }  // namespace gofer::detail

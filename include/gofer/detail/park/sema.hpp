@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 
 #include "gofer/detail/diag/deadlock_error.hpp"
 #include "gofer/detail/park/waiter.hpp"
@@ -67,7 +68,25 @@ inline void sema_acquire(std::atomic<std::uint32_t>* addr, wait_reason reason) {
     return;
   }
   root.q.push_back(&w);
-  if (!w.block(root.mu, reason)) return;  // granted: release() took the count for us
+  struct unlink_on_abandon {
+    sema_root* root;
+    waiter* w;
+    static void run(void* arg) {
+      auto* u = static_cast<unlink_on_abandon*>(arg);
+      std::lock_guard lk(u->root->mu);
+      if (u->w->linked()) {
+        u->root->q.remove(u->w);
+        u->root->nwait.fetch_sub(1, std::memory_order_seq_cst);
+      }
+    }
+  } unlink{&root, &w};
+  if (w.f != nullptr) {
+    w.f->on_abandon = &unlink_on_abandon::run;
+    w.f->on_abandon_arg = &unlink;
+  }
+  bool interrupted = w.block(root.mu, reason);
+  if (w.f != nullptr) w.f->on_abandon = nullptr;
+  if (!interrupted) return;  // granted: release() took the count for us
   root.mu.lock();
   if (w.linked()) {
     root.q.remove(&w);

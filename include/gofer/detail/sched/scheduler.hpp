@@ -157,6 +157,9 @@ class runtime_impl {
     auto abandon = [](fiber* f) {
       if (f->state.load(std::memory_order_acquire) == fiber_state::free) return;
       if (!f->started && f->discard != nullptr) f->discard(f);
+      if (f->state.load(std::memory_order_relaxed) == fiber_state::waiting &&
+          f->on_abandon != nullptr)
+        f->on_abandon(f->on_abandon_arg);
       arch::destroy_context(f->ctx);
       f->state.store(fiber_state::free, std::memory_order_release);
     };
@@ -355,9 +358,12 @@ class runtime_impl {
     pending_blocking_.fetch_add(d, std::memory_order_seq_cst);
   }
 
-  // Total stacks carved and currently cached or free (tests check that every
-  // stack came back).
-  std::size_t stacks_carved() { return slabs_.carved_count(); }
+  // Stacks that hold a fiber now (tests check that every stack came back).
+  std::size_t stacks_in_use() {
+    std::size_t n = 0;
+    for_each_fiber([&](fiber*) { ++n; });
+    return n;
+  }
 
   // Calls f(stack_slot) for every stack; for the overflow handler.
   slab_allocator& slabs() noexcept { return slabs_; }

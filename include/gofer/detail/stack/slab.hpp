@@ -50,17 +50,17 @@ inline std::size_t page_size() noexcept {
 
 inline std::size_t round_up(std::size_t n, std::size_t to) noexcept { return (n + to - 1) / to * to; }
 
-// The default stack size. 128 KiB of address space per fiber, of which a
-// parked fiber that has not recursed touches one page: a million fibers
-// reserve 128 GiB of address space (free on 64-bit Linux, no commit charge
-// with MAP_NORESERVE) and about 4 GiB of RAM. Smaller would risk ordinary C++
-// (iostreams, printf, exception unwinding each take a few KiB) overflowing;
-// Boost.Fiber's default is of the same order. Sanitizers inflate frames, so
-// their builds get four times as much.
+// The default stack size: 256 KiB of address space per fiber, of which a
+// parked fiber that has not recursed touches one page. A million fibers
+// reserve 256 GiB of address space (free on 64-bit Linux, and no commit charge
+// with MAP_NORESERVE) and about 4 GiB of RAM, plus one page-table page per
+// eight stacks. Smaller defaults overflow on ordinary C++: std::regex matching
+// a few hundred characters recurses past 128 KiB. Sanitizers inflate frames,
+// so their builds get four times as much.
 #if GOFER_ASAN || GOFER_TSAN
-inline constexpr std::size_t default_stack_size = 512 * 1024;
+inline constexpr std::size_t default_stack_size = 1024 * 1024;
 #else
-inline constexpr std::size_t default_stack_size = 128 * 1024;
+inline constexpr std::size_t default_stack_size = 256 * 1024;
 #endif
 
 // Bytes at the low end of a canary-checked stack that must stay zero.
@@ -117,7 +117,7 @@ inline void install_guard(void* addr, std::size_t len) noexcept {
 // (stack_cache.hpp) keep most traffic away from its lock.
 class slab_allocator {
  public:
-  // Stacks per slab: 128 x 128 KiB = 16 MiB per mapping, so a million default
+  // Stacks per slab: 128 x 256 KiB = 32 MiB per mapping, so a million default
   // fibers take about 7,800 mappings, an eighth of the default limit.
   static constexpr std::size_t stacks_per_slab = 128;
 

@@ -1,0 +1,103 @@
+// The P-local run queue: FIFO, runnext, overflow, and concurrent stealing
+// (every fiber taken exactly once).
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include <gofer/detail/sched/run_queue.hpp>
+
+using gofer::detail::fiber;
+using gofer::detail::run_queue;
+
+namespace {
+std::vector<fiber> make_fibers(std::size_t n) { return std::vector<fiber>(n); }
+}  // namespace
+
+TEST_CASE("run_queue is FIFO behind runnext", "[run_queue]") {
+  auto fs = make_fibers(4);
+  auto q = std::make_unique<run_queue>();
+  CHECK(q->pop() == nullptr);
+  CHECK(q->push(&fs[0]));
+  CHECK(q->push(&fs[1]));
+  CHECK(q->set_runnext(&fs[2]) == nullptr);
+  CHECK(q->set_runnext(&fs[3]) == &fs[2]);  // the displaced one is returned
+  CHECK(q->size() == 3);
+  CHECK(q->pop() == &fs[3]);
+  CHECK(q->pop() == &fs[0]);
+  CHECK(q->pop() == &fs[1]);
+  CHECK(q->pop() == nullptr);
+}
+
+TEST_CASE("run_queue refuses a push when full and take_half empties half", "[run_queue]") {
+  auto fs = make_fibers(run_queue::capacity + 1);
+  auto q = std::make_unique<run_queue>();
+  for (std::uint32_t i = 0; i < run_queue::capacity; ++i) REQUIRE(q->push(&fs[i]));
+  CHECK_FALSE(q->push(&fs[run_queue::capacity]));
+  fiber* half[run_queue::capacity / 2];
+  CHECK(q->take_half(half) == run_queue::capacity / 2);
+  CHECK(half[0] == &fs[0]);
+  CHECK(q->size() == run_queue::capacity / 2);
+}
+
+TEST_CASE("stealing takes half and the stolen fiber is returned", "[run_queue]") {
+  auto fs = make_fibers(10);
+  auto victim = std::make_unique<run_queue>();
+  auto thief = std::make_unique<run_queue>();
+  for (auto& f : fs) victim->push(&f);
+  fiber* got = thief->steal_from(*victim, false);
+  REQUIRE(got != nullptr);
+  CHECK(thief->size() + 1 + victim->size() == 10);
+  CHECK(victim->size() == 5);
+}
+
+TEST_CASE("runnext is stolen only when asked", "[run_queue]") {
+  fiber f;
+  auto victim = std::make_unique<run_queue>();
+  auto thief = std::make_unique<run_queue>();
+  victim->set_runnext(&f);
+  CHECK(thief->steal_from(*victim, false) == nullptr);
+  CHECK(thief->steal_from(*victim, true) == &f);
+  CHECK(victim->pop() == nullptr);
+}
+
+TEST_CASE("concurrent owner and thieves take every fiber exactly once", "[run_queue]") {
+  constexpr int total = 200000;
+  auto fs = make_fibers(total);
+  std::vector<std::atomic<int>> taken(total);
+  auto owner_q = std::make_unique<run_queue>();
+  std::atomic<int> consumed{0};
+  std::atomic<bool> producing{true};
+  auto record = [&](fiber* f) {
+    taken[f - fs.data()].fetch_add(1);
+    consumed.fetch_add(1);
+  };
+  std::vector<std::thread> thieves;
+  for (int t = 0; t < 2; ++t) {
+    thieves.emplace_back([&] {
+      auto mine = std::make_unique<run_queue>();
+      while (producing.load() || owner_q->size() > 0) {
+        if (fiber* f = mine->steal_from(*owner_q, true)) {
+          record(f);
+          while (fiber* g = mine->pop()) record(g);
+        }
+      }
+    });
+  }
+  for (int i = 0; i < total; ++i) {
+    while (!owner_q->push(&fs[i])) {
+      if (fiber* f = owner_q->pop()) record(f);
+    }
+    if (i % 7 == 0) {
+      if (fiber* f = owner_q->pop()) record(f);
+    }
+  }
+  producing = false;
+  while (fiber* f = owner_q->pop()) record(f);
+  for (auto& t : thieves) t.join();
+  CHECK(consumed.load() == total);
+  int wrong = 0;
+  for (auto& t : taken) wrong += t.load() != 1;
+  CHECK(wrong == 0);
+}

@@ -1,0 +1,136 @@
+// Stacks: slabs (few mappings for many stacks), canary, guard pages, trimming,
+// and the overflow reports (in a child process).
+#include <catch2/catch.hpp>
+
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include <gofer/gofer.hpp>
+#include <gofer/detail/stack/slab.hpp>
+
+#include "../support/subprocess.hpp"
+
+using gofer::detail::slab_allocator;
+using gofer::detail::stack_slot;
+
+namespace {
+std::size_t count_mappings() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(maps, line)) ++n;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("a slab holds many stacks in one mapping", "[stack]") {
+  std::size_t before = count_mappings();
+  slab_allocator slabs(64 * 1024, false);
+  std::vector<stack_slot> got;
+  for (std::size_t i = 0; i < 4 * slab_allocator::stacks_per_slab; ++i) got.push_back(slabs.allocate());
+  // Four slabs' worth of stacks: a handful of new mappings, not hundreds.
+  CHECK(count_mappings() - before <= 8);
+  for (auto& s : got) {
+    CHECK(s.size == 64 * 1024);
+    CHECK(reinterpret_cast<std::uintptr_t>(s.bottom) % gofer::detail::page_size() == 0);
+    CHECK(s.canary_intact());
+  }
+  slabs.release_batch(got.data(), got.size());
+  CHECK(slabs.free_count() == got.size());
+  CHECK(slabs.allocate().bottom == got.back().bottom);  // recycled, last in first out
+}
+
+TEST_CASE("a written canary is detected; trimming renews it", "[stack]") {
+  slab_allocator slabs(64 * 1024, false);
+  stack_slot s = slabs.allocate();
+  CHECK(s.canary_intact());
+  static_cast<volatile char*>(s.bottom)[gofer::detail::canary_bytes - 1] = 1;
+  CHECK_FALSE(s.canary_intact());
+  s.trimmed = false;
+  s.trim();
+  CHECK(s.canary_intact());
+}
+
+TEST_CASE("guard pages sit below each stack", "[stack]") {
+  slab_allocator slabs(64 * 1024, true);
+  stack_slot s = slabs.allocate();
+  CHECK(s.guarded);
+  auto r = gofer::test::run_in_child([&] {
+    static_cast<volatile char*>(s.bottom)[-1] = 1;  // the guard page
+  });
+  CHECK(r.signal == SIGSEGV);
+}
+
+TEST_CASE("trim_free returns idle stacks' memory", "[stack]") {
+  slab_allocator slabs(64 * 1024, false);
+  std::vector<stack_slot> got;
+  for (int i = 0; i < 32; ++i) {
+    stack_slot s = slabs.allocate();
+    std::memset(s.bottom, 0x5a, s.size);  // touch every page
+    s.trimmed = false;
+    got.push_back(s);
+  }
+  slabs.release_batch(got.data(), got.size());
+  CHECK(slabs.trim_free() == 32);
+  stack_slot again = slabs.allocate();
+  CHECK(static_cast<unsigned char*>(again.bottom)[100] == 0);  // pages were dropped
+  CHECK(slabs.trim_free() == 0);  // nothing new to trim
+}
+
+namespace {
+int recurse(int depth) {
+  volatile char pad[1024];
+  pad[0] = static_cast<char>(depth);
+  if (depth == 0) return pad[0];
+  return recurse(depth - 1) + pad[0];
+}
+}  // namespace
+
+TEST_CASE("overflow onto a guard page names the fiber", "[stack][death]") {
+  auto r = gofer::test::run_in_child([] {
+    gofer::run(
+        [] {
+          gofer::wait_group wg;
+          wg.add(1);
+          gofer::go(gofer::fiber_options{.name = "deep-diver"}, [&] {
+            recurse(1 << 20);
+            wg.done();
+          });
+          wg.wait();
+        },
+        {.procs = 1, .guard_pages = true});
+  });
+  INFO(r.err);
+  CHECK(r.signal == SIGABRT);
+  CHECK_THAT(r.err, Catch::Matches("(.|\\n)*gofer: stack overflow in fiber [0-9]+ \\(deep-diver\\)(.|\\n)*"));
+}
+
+TEST_CASE("without guard pages the canary catches an overflow at the next switch",
+          "[stack][death]") {
+  auto r = gofer::test::run_in_child([] {
+    gofer::run(
+        [] {
+          gofer::wait_group wg;
+          wg.add(1);
+          gofer::go(gofer::fiber_options{.name = "scribbler"}, [&] {
+            // Stands for a frame that reached the far end of the stack: write
+            // where the canary lives, then switch.
+            gofer::detail::fiber* self = gofer::detail::current_fiber();
+            static_cast<volatile char*>(self->stack.bottom)[gofer::detail::canary_bytes - 8] = 0x41;
+            gofer::this_fiber::yield();
+            wg.done();
+          });
+          gofer::this_fiber::yield();
+          wg.wait();
+        },
+        {.procs = 1});
+  });
+  INFO(r.err);
+  CHECK(r.signal == SIGABRT);
+  CHECK_THAT(r.err, Catch::Contains("gofer: stack overflow in fiber"));
+  CHECK_THAT(r.err, Catch::Contains("(scribbler)"));
+}

@@ -1,0 +1,80 @@
+// The timer heap: ordering, removal, firing once, and next_when.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <random>
+#include <vector>
+
+#include <gofer/detail/time/timer_heap.hpp>
+
+using gofer::detail::never;
+using gofer::detail::timer_heap;
+using gofer::detail::timer_node;
+
+namespace {
+struct recorded : timer_node {
+  std::vector<std::int64_t>* log = nullptr;
+};
+void record(timer_node* t) {
+  auto* r = static_cast<recorded*>(t);
+  r->log->push_back(r->when);
+}
+}  // namespace
+
+TEST_CASE("timers fire in deadline order, each once", "[timer_heap]") {
+  timer_heap h;
+  std::vector<std::int64_t> fired;
+  std::vector<recorded> ts(500);
+  std::mt19937 rng(42);
+  for (auto& t : ts) {
+    t.when = rng() % 10000 + 1;
+    t.fire = &record;
+    t.log = &fired;
+  }
+  CHECK(h.next_when() == never);
+  for (auto& t : ts) h.add(&t);
+  std::int64_t min_when = std::min_element(ts.begin(), ts.end(), [](auto& a, auto& b) {
+                            return a.when < b.when;
+                          })->when;
+  CHECK(h.next_when() == min_when);
+  CHECK(h.run_expired(5000) == static_cast<int>(std::count_if(
+                                   ts.begin(), ts.end(), [](auto& t) { return t.when <= 5000; })));
+  h.run_expired(20000);
+  CHECK(fired.size() == ts.size());
+  CHECK(std::is_sorted(fired.begin(), fired.end()));
+  CHECK(h.next_when() == never);
+  CHECK(h.run_expired(1'000'000) == 0);
+}
+
+TEST_CASE("removed timers never fire; removing twice reports false", "[timer_heap]") {
+  timer_heap h;
+  std::vector<std::int64_t> fired;
+  std::vector<recorded> ts(100);
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    ts[i].when = static_cast<std::int64_t>(i + 1);
+    ts[i].fire = &record;
+    ts[i].log = &fired;
+    h.add(&ts[i]);
+  }
+  for (std::size_t i = 0; i < ts.size(); i += 2) CHECK(timer_heap::remove(&ts[i]));
+  CHECK_FALSE(timer_heap::remove(&ts[0]));
+  CHECK(h.next_when() == 2);
+  h.run_expired(1000);
+  CHECK(fired.size() == 50);
+  for (auto w : fired) CHECK(w % 2 == 0);
+  CHECK_FALSE(timer_heap::remove(&ts[1]));  // already fired
+}
+
+TEST_CASE("add reports whether the timer became the earliest", "[timer_heap]") {
+  timer_heap h;
+  timer_node a, b, c;
+  a.when = 10;
+  b.when = 20;
+  c.when = 5;
+  CHECK(h.add(&a));
+  CHECK_FALSE(h.add(&b));
+  CHECK(h.add(&c));
+  timer_heap::remove(&a);
+  timer_heap::remove(&b);
+  timer_heap::remove(&c);
+}

@@ -1,0 +1,103 @@
+// num_fibers, dump_fibers and the SIGQUIT dump.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <atomic>
+#include <sstream>
+#include <thread>
+
+#include <gofer/gofer.hpp>
+
+#include "support/eventually.hpp"
+#include "support/subprocess.hpp"
+
+using namespace std::chrono_literals;
+
+TEST_CASE("num_fibers counts live fibers, main included", "[diagnostics]") {
+  gofer::run(
+      [] {
+        CHECK(gofer::num_fibers() == 1);
+        gofer::wait_group release, started;
+        release.add(1);
+        started.add(10);
+        gofer::wait_group finished;
+        finished.add(10);
+        for (int i = 0; i < 10; ++i) {
+          gofer::go([&] {
+            started.done();
+            release.wait();
+            finished.done();
+          });
+        }
+        started.wait();
+        CHECK(gofer::num_fibers() == 11);
+        release.done();
+        finished.wait();
+        CHECK(gofer::test::eventually([] { return gofer::num_fibers() == 1; }));
+      },
+      {.procs = 2});
+}
+
+TEST_CASE("dump_fibers shows id, name, state, wait reason and creation site", "[diagnostics]") {
+  gofer::run(
+      [] {
+        gofer::wait_group gate, parked;
+        gate.add(1);
+        parked.add(1);
+        gofer::go(gofer::fiber_options{.name = "sleepy-worker"}, [&] {
+          parked.done();
+          gate.wait();
+        });
+        parked.wait();
+        // The worker is parked once it no longer shows as running.
+        std::string text;
+        REQUIRE(gofer::test::eventually([&] {
+          std::ostringstream os;
+          gofer::dump_fibers(os);
+          text = os.str();
+          return text.find("\"sleepy-worker\" [waiting: wait_group.wait") != std::string::npos;
+        }));
+        CHECK_THAT(text, Catch::Contains("\"main\" [running]"));
+        CHECK_THAT(text, Catch::Contains("created by"));
+        CHECK_THAT(text, Catch::Contains("diagnostics_test.cpp:"));
+        // "fiber <id> "sleepy-worker"": an id, then the name.
+        auto at = text.find("\"sleepy-worker\"");
+        auto line = text.rfind("fiber ", at);
+        REQUIRE(line != std::string::npos);
+        CHECK(std::stoull(text.substr(line + 6)) > 1);
+        gate.done();
+      },
+      {.procs = 2});
+}
+
+TEST_CASE("SIGQUIT prints the fiber dump and exits with status 2", "[diagnostics][death]") {
+  auto r = gofer::test::run_in_child(
+      [] {
+        ::unsetenv("GOFER_SCHED_SEED");
+        gofer::run(
+            [] {
+              gofer::wait_group started;
+              started.add(1);
+              gofer::go(gofer::fiber_options{.name = "napper"}, [&] {
+                started.done();
+                gofer::this_fiber::sleep_for(30s);
+              });
+              // With one P, main runs again only once the napper has parked.
+              started.wait();
+              std::fprintf(stderr, "ready\n");
+              gofer::this_fiber::sleep_for(30s);
+            },
+            {.procs = 1});
+      },
+      std::chrono::seconds(20), [sent = false](pid_t pid, const std::string& err) mutable {
+        if (!sent && err.find("ready\n") != std::string::npos) {
+          sent = true;
+          ::kill(pid, SIGQUIT);
+        }
+      });
+  INFO(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("SIGQUIT: quit"));
+  CHECK_THAT(r.err, Catch::Contains("\"napper\" [waiting: sleep"));
+}

@@ -1,0 +1,117 @@
+// gofer::go: argument passing, options, where fibers run, panics.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <gofer/gofer.hpp>
+
+#include "support/runtime_fixture.hpp"
+#include "support/subprocess.hpp"
+
+TEST_CASE("go decay-copies arguments as std::thread does", "[go]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::wait_group wg;
+    std::string s = "copied";
+    std::string got;
+    wg.add(1);
+    gofer::go(
+        [&](std::string v, int n) {
+          got = v + std::to_string(n);
+          wg.done();
+        },
+        s, 1);
+    s = "changed";
+    wg.wait();
+    CHECK(got == "copied1");
+  });
+}
+
+TEST_CASE("go accepts move-only arguments and mutable lambdas", "[go]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::wait_group wg;
+    int out = 0;
+    wg.add(2);
+    gofer::go([&](std::unique_ptr<int> p) { out += *p; wg.done(); }, std::make_unique<int>(40));
+    int counter = 0;
+    gofer::go([&, counter]() mutable {
+      counter += 2;
+      out += counter;
+      wg.done();
+    });
+    wg.wait();
+    CHECK(out == 42);
+  });
+}
+
+TEST_CASE("go with fiber_options names the fiber and sizes its stack", "[go]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::wait_group wg;
+    std::size_t deep = 0;
+    wg.add(1);
+    gofer::go(gofer::fiber_options{.name = "big", .stack_size = 1 << 20}, [&] {
+      // Half a MiB of locals: fits only in the larger stack.
+      volatile char buf[512 * 1024];
+      buf[0] = 1;
+      buf[sizeof buf - 1] = 1;
+      deep = sizeof buf;
+      wg.done();
+    });
+    wg.wait();
+    CHECK(deep == 512 * 1024);
+  });
+}
+
+TEST_CASE("a fiber spawned from a fiber runs on the same runtime", "[go]") {
+  gofer::run(
+      [] {
+        auto* mine = gofer::detail::current_runtime();
+        gofer::wait_group wg;
+        gofer::detail::runtime_impl* theirs = nullptr;
+        wg.add(1);
+        gofer::go([&] {
+          theirs = gofer::detail::current_runtime();
+          wg.done();
+        });
+        wg.wait();
+        CHECK(theirs == mine);
+        CHECK(mine != &gofer::runtime::default_runtime().impl());
+      },
+      {.procs = 2});
+}
+
+TEST_CASE("many fibers all run to completion", "[go]") {
+  gofer::test::for_each_sched([](auto&&) {
+    constexpr int n = 20000;
+    gofer::wait_group wg;
+    std::atomic<long> sum{0};
+    wg.add(n);
+    for (int i = 0; i < n; ++i) {
+      gofer::go([&, i] {
+        if (i % 3 == 0) gofer::this_fiber::yield();
+        sum.fetch_add(i, std::memory_order_relaxed);
+        wg.done();
+      });
+    }
+    wg.wait();
+    CHECK(sum.load() == long(n) * (n - 1) / 2);
+  });
+}
+
+TEST_CASE("an exception escaping a fiber is reported as a panic", "[go][death]") {
+  auto r = gofer::test::run_in_child([] {
+    gofer::run([] {
+      gofer::go(gofer::fiber_options{.name = "thrower"}, [] { throw std::runtime_error("kaboom"); });
+      gofer::this_fiber::sleep_for(std::chrono::seconds(10));
+    });
+  });
+  INFO(r.err);
+  CHECK(r.exited);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("gofer: panic: kaboom"));
+  CHECK_THAT(r.err, Catch::Contains("(thrower)"));
+  CHECK_THAT(r.err, Catch::Contains("created by"));
+  CHECK_THAT(r.err, Catch::Contains("go_test.cpp"));
+}

@@ -1,0 +1,216 @@
+// run(), runtime, default_runtime, num_cpu and the deadlock report.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+#include <gofer/gofer.hpp>
+
+#include "support/eventually.hpp"
+#include "support/subprocess.hpp"
+
+using namespace std::chrono_literals;
+
+TEST_CASE("run returns main's result, or 0 for void", "[runtime]") {
+  CHECK(gofer::run([] { return 7; }) == 7);
+  int touched = 0;
+  CHECK(gofer::run([&] { touched = 1; }) == 0);
+  CHECK(touched == 1);
+}
+
+TEST_CASE("run propagates an exception from main and can run again", "[runtime]") {
+  CHECK_THROWS_WITH(gofer::run([]() -> int { throw std::runtime_error("boom"); }), "boom");
+  CHECK(gofer::run([] { return 3; }, {.procs = 2}) == 3);
+}
+
+TEST_CASE("run uses the requested number of Ps", "[runtime]") {
+  for (unsigned procs : {1u, 2u, 3u}) {
+    gofer::run(
+        [&] {
+          CHECK(gofer::detail::current_runtime()->procs() == procs);
+          // Every P can run a fiber at once: `procs` fibers meet at a barrier
+          // that only completes when all of them run in parallel (spinning,
+          // never parking).
+          std::atomic<unsigned> arrived{0};
+          gofer::wait_group wg;
+          for (unsigned i = 0; i < procs; ++i) {
+            wg.add(1);
+            gofer::go([&] {
+              arrived.fetch_add(1);
+              auto deadline = std::chrono::steady_clock::now() + 10s;
+              while (arrived.load() < procs && std::chrono::steady_clock::now() < deadline) {
+              }
+              wg.done();
+            });
+          }
+          wg.wait();
+          CHECK(arrived.load() == procs);
+        },
+        {.procs = procs});
+  }
+}
+
+TEST_CASE("num_cpu is at least one and at most the online CPUs", "[runtime]") {
+  unsigned n = gofer::num_cpu();
+  CHECK(n >= 1);
+  CHECK(n <= std::thread::hardware_concurrency());
+}
+
+TEST_CASE("GOFER_PROCS sets the default number of Ps", "[runtime]") {
+  auto r = gofer::test::run_in_child([] {
+    ::setenv("GOFER_PROCS", "3", 1);
+    unsigned seen = gofer::run([] { return int(gofer::detail::current_runtime()->procs()); });
+    std::_Exit(seen == 3 ? 0 : 1);
+  });
+  CHECK(r.exited);
+  CHECK(r.exit_code == 0);
+}
+
+TEST_CASE("an explicit runtime runs fibers and stops in its destructor", "[runtime]") {
+  std::atomic<int> ran{0};
+  gofer::wait_group wg;
+  {
+    gofer::runtime rt({.procs = 2});
+    CHECK(rt.procs() == 2);
+    for (int i = 0; i < 100; ++i) {
+      wg.add(1);
+      rt.go([&] {
+        ran.fetch_add(1);
+        wg.done();
+      });
+    }
+    wg.wait();  // a plain thread waiting on fibers
+  }
+  CHECK(ran.load() == 100);
+}
+
+TEST_CASE("a runtime destroyed with parked fibers abandons them", "[runtime]") {
+  auto* never = new gofer::wait_group;  // leaked on purpose: its waiter is abandoned
+  never->add(1);
+  std::atomic<bool> parked{false};
+  {
+    gofer::runtime rt({.procs = 1});
+    rt.go([&] {
+      parked = true;
+      never->wait();
+    });
+    REQUIRE(gofer::test::eventually([&] { return parked.load(); }));
+  }
+  SUCCEED("destructor returned with a fiber still parked");
+}
+
+TEST_CASE("gofer::go from a plain thread uses the default runtime", "[runtime]") {
+  gofer::wait_group wg;
+  std::atomic<bool> in_fiber{false};
+  wg.add(1);
+  gofer::go([&] {
+    in_fiber = gofer::this_fiber::in_fiber();
+    wg.done();
+  });
+  wg.wait();
+  CHECK(in_fiber.load());
+  CHECK(&gofer::runtime::default_runtime() == &gofer::runtime::default_runtime());
+}
+
+TEST_CASE("deadlock: every fiber asleep is reported and thrown in main", "[runtime][death]") {
+  auto r = gofer::test::run_in_child([] {
+    try {
+      gofer::run([] {
+        gofer::wait_group wg;
+        wg.add(1);
+        gofer::go(gofer::fiber_options{.name = "stuck-worker"}, [&] { wg.wait(); });
+        wg.wait();
+      });
+    } catch (const gofer::deadlock_error& e) {
+      std::fprintf(stderr, "caught: %s\n", e.what());
+      std::_Exit(0);
+    }
+    std::_Exit(1);
+  }, std::chrono::seconds(20));
+  INFO(r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.err, Catch::Contains("gofer: all fibers are asleep - deadlock!"));
+  CHECK_THAT(r.err, Catch::Contains("\"stuck-worker\" [waiting: wait_group.wait"));
+  CHECK_THAT(r.err, Catch::Contains("\"main\" [waiting: wait_group.wait"));
+  CHECK_THAT(r.err, Catch::Contains("created by"));
+  CHECK_THAT(r.err, Catch::Contains("runtime_test.cpp"));
+  CHECK_THAT(r.err, Catch::Contains("caught: gofer: all fibers are asleep - deadlock!"));
+}
+
+TEST_CASE("deadlock is reported within a second", "[runtime][death]") {
+  auto r = gofer::test::run_in_child([] {
+    auto start = std::chrono::steady_clock::now();
+    try {
+      gofer::run([] {
+        gofer::wait_group wg;
+        wg.add(1);
+        wg.wait();
+      }, {.procs = 2});
+    } catch (const gofer::deadlock_error&) {
+      auto took = std::chrono::steady_clock::now() - start;
+      std::_Exit(took < 1s ? 0 : 3);
+    }
+    std::_Exit(1);
+  });
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+}
+
+TEST_CASE("a pending timer is not a deadlock", "[runtime][death]") {
+  auto r = gofer::test::run_in_child([] {
+    int v = gofer::run([] {
+      gofer::wait_group wg;
+      wg.add(1);
+      gofer::go([&] {
+        gofer::this_fiber::sleep_for(300ms);
+        wg.done();
+      });
+      wg.wait();
+      return 5;
+    });
+    std::_Exit(v == 5 ? 0 : 1);
+  });
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.err, !Catch::Contains("deadlock"));
+}
+
+TEST_CASE("a live thread that may still wake main is not a deadlock", "[runtime][death]") {
+  auto r = gofer::test::run_in_child([] {
+    gofer::wait_group wg;
+    wg.add(1);
+    std::atomic<bool> go_ahead{false};
+    std::thread t([&] {
+      while (!go_ahead.load()) std::this_thread::sleep_for(1ms);
+      std::this_thread::sleep_for(300ms);
+      wg.done();
+    });
+    int v = gofer::run([&] {
+      go_ahead = true;
+      wg.wait();
+      return 9;
+    });
+    t.join();
+    std::_Exit(v == 9 ? 0 : 1);
+  });
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.err, !Catch::Contains("deadlock"));
+}
+
+TEST_CASE("detect_deadlock = false leaves a stuck program alone", "[runtime][death]") {
+  auto r = gofer::test::run_in_child(
+      [] {
+        gofer::run([] {
+          gofer::wait_group wg;
+          wg.add(1);
+          wg.wait();
+        }, {.detect_deadlock = false});
+      },
+      std::chrono::seconds(2));
+  CHECK(r.timed_out);
+  CHECK_THAT(r.err, !Catch::Contains("deadlock"));
+}

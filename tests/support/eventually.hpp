@@ -1,0 +1,33 @@
+// Bounded waits on the event itself: poll a condition, letting fibers run
+// between polls, and give up after a deadline instead of hanging the suite.
+// On failure the fibers are dumped, so a stuck test says where it is stuck.
+#pragma once
+
+#include <chrono>
+#include <iostream>
+
+#include <gofer/gofer.hpp>
+
+namespace gofer::test {
+
+inline constexpr std::chrono::seconds default_patience{20};
+
+template <class Pred>
+bool eventually(Pred&& pred, std::chrono::milliseconds patience = default_patience) {
+  auto deadline = std::chrono::steady_clock::now() + patience;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::cerr << "eventually: condition still false after " << patience.count() << " ms\n";
+      gofer::dump_fibers(std::cerr);
+      return false;
+    }
+    if (gofer::this_fiber::in_fiber()) {
+      gofer::this_fiber::sleep_for(std::chrono::microseconds(200));
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+  return true;
+}
+
+}  // namespace gofer::test

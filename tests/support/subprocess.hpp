@@ -1,0 +1,77 @@
+// Runs a body in a child process and reports how it ended and what it printed
+// on stderr: for the reports that end a process (stack overflow, an exception
+// escaping a fiber, SIGQUIT) and for deadlock detection, which needs a process
+// with no threads but the runtime's own. The child is killed after a deadline.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <string>
+
+namespace gofer::test {
+
+struct child_result {
+  bool exited = false;    // by exit(); then exit_code is set
+  int exit_code = -1;
+  int signal = 0;         // killed by this signal
+  bool timed_out = false;
+  std::string err;        // everything written to stderr
+};
+
+// `body` runs in the child; when it returns the child exits with status 0.
+// `on_output`, if given, runs in the parent each time the child writes to
+// stderr, with everything written so far (to send it a signal once it says
+// it is ready, say).
+inline child_result run_in_child(
+    const std::function<void()>& body, std::chrono::seconds deadline = std::chrono::seconds(30),
+    const std::function<void(pid_t, const std::string&)>& on_output = {}) {
+  int fds[2];
+  if (::pipe(fds) != 0) std::abort();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    ::dup2(fds[1], 2);
+    ::close(fds[1]);
+    body();
+    std::_Exit(0);
+  }
+  ::close(fds[1]);
+  child_result r;
+  auto end = std::chrono::steady_clock::now() + deadline;
+  char buf[4096];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    end - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) {
+      r.timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    r.err.append(buf, static_cast<std::size_t>(n));
+    if (on_output) on_output(pid, r.err);
+  }
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) {
+    r.exited = true;
+    r.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    r.signal = WTERMSIG(status);
+  }
+  return r;
+}
+
+}  // namespace gofer::test

@@ -1,0 +1,112 @@
+// wait_group: fibers, threads, both mixed; misuse; lifetime.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <gofer/gofer.hpp>
+
+#include "../support/runtime_fixture.hpp"
+
+TEST_CASE("wait returns at once on a zero counter", "[wait_group]") {
+  gofer::wait_group wg;
+  wg.wait();
+  gofer::run([&] { wg.wait(); });
+  SUCCEED();
+}
+
+TEST_CASE("a negative counter throws and leaves the counter unchanged", "[wait_group]") {
+  gofer::wait_group wg;
+  CHECK_THROWS_AS(wg.done(), std::logic_error);
+  CHECK_THROWS_WITH(wg.add(-1), "gofer: negative wait_group counter");
+  wg.add(1);
+  wg.done();
+  wg.wait();
+}
+
+TEST_CASE("wait blocks until every done, with many waiters", "[wait_group]") {
+  gofer::test::for_each_sched([](auto&&) {
+    constexpr int workers = 200, waiters = 20;
+    gofer::wait_group wg, all_waited;
+    std::atomic<int> finished{0}, bad{0};
+    wg.add(workers);
+    all_waited.add(waiters);
+    for (int i = 0; i < waiters; ++i) {
+      gofer::go([&] {
+        wg.wait();
+        if (finished.load() != workers) bad.fetch_add(1);
+        all_waited.done();
+      });
+    }
+    for (int i = 0; i < workers; ++i) {
+      gofer::go([&, i] {
+        if (i % 2) gofer::this_fiber::yield();
+        finished.fetch_add(1);
+        wg.done();
+      });
+    }
+    all_waited.wait();
+    CHECK(bad.load() == 0);
+  });
+}
+
+TEST_CASE("threads wait for fibers and fibers wait for threads", "[wait_group]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::wait_group fibers_done, threads_done;
+    std::atomic<int> count{0};
+    fibers_done.add(50);
+    threads_done.add(4);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        fibers_done.wait();  // a plain thread blocked on fibers
+        count.fetch_add(1);
+        threads_done.done();
+      });
+    }
+    for (int i = 0; i < 50; ++i) {
+      gofer::go([&] {
+        count.fetch_add(1);
+        fibers_done.done();
+      });
+    }
+    threads_done.wait();  // a fiber blocked on threads
+    CHECK(count.load() == 54);
+    gofer::blocking([&] {
+      for (auto& t : threads) t.join();
+    });
+  });
+}
+
+TEST_CASE("a wait_group may be destroyed as soon as wait returns", "[wait_group]") {
+  gofer::test::for_each_sched([](auto&&) {
+    for (int round = 0; round < 2000; ++round) {
+      auto wg = std::make_unique<gofer::wait_group>();
+      wg->add(1);
+      gofer::go([w = wg.get()] { w->done(); });
+      wg->wait();
+      wg.reset();  // done() may still be returning: it must not touch *wg
+    }
+  });
+}
+
+TEST_CASE("a wait_group can be reused after wait returns", "[wait_group]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::wait_group wg;
+    for (int round = 0; round < 100; ++round) {
+      std::atomic<int> n{0};
+      wg.add(3);
+      for (int i = 0; i < 3; ++i) {
+        gofer::go([&] {
+          n.fetch_add(1);
+          wg.done();
+        });
+      }
+      wg.wait();
+      REQUIRE(n.load() == 3);
+    }
+  });
+}
