@@ -2,23 +2,35 @@
 // sync.WaitGroup.
 //
 // State: one 64-bit word, the counter in the high half and the number of
-// waiters in the low half, so add() learns both in one atomic step and knows
-// whether anyone must be woken when the counter reaches zero. Waiters block on
-// the runtime semaphore (detail/park/sema.hpp), whose queue lives outside this
-// object: a wait_group may be destroyed as soon as wait() returns, even while
-// the done() that released it is still returning.
+// registered waiters in the low half, so add() learns both in one atomic step
+// and knows whether anyone must be woken when the counter reaches zero; plus a
+// lock-free stack of the waiters themselves.
+//
+// Waiting: register in the word (CAS, only while the counter is non-zero),
+// then push a waiter onto the stack and park. A fiber pushes itself only once
+// it is switched out (in park's commit step): pushed earlier, the last done()
+// could wake it while it is still running. So done() may briefly see fewer
+// waiters on the stack than the word counted, and waits for the rest to land;
+// they are at most a few instructions away (the far side of a switch, or an
+// OS thread between two stores).
+//
+// Lifetime, as Go promises: a wait_group may be destroyed as soon as wait()
+// returns, even while the done() that released it is still returning. The
+// last done() touches the object only before it wakes anyone: it takes the
+// whole stack, resets the word, then wakes the waiters from its private copy.
 //
 // The tempting wrong version keeps a plain counter and a waiter list under a
-// lock: the last done() must then touch the list (and the lock) after the
-// count hits zero, by which time the waiter may have returned and destroyed
-// the object.
+// mutex: the last done() must then unlock after the count hits zero, by which
+// time a waiter that saw the zero may have returned and destroyed the mutex.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <stdexcept>
 
-#include "gofer/detail/park/sema.hpp"
+#include "gofer/detail/diag/deadlock_error.hpp"
+#include "gofer/detail/park/waiter.hpp"
+#include "gofer/detail/util/spinlock.hpp"
 
 namespace gofer {
 
@@ -41,11 +53,32 @@ class wait_group {
       throw std::logic_error("gofer: negative wait_group counter");
     }
     if (v > 0 || w == 0) return;
-    // Counter at zero with waiters: nobody else can change the word now
-    // (a concurrent add from zero with waiters is misuse, as in Go), so reset
-    // it and release them.
-    state_.store(0, std::memory_order_relaxed);
-    detail::sema_release(&sema_, w);
+    // Counter at zero with w waiters. Nothing else may change the word now (an
+    // add from zero while waiters remain is misuse, as in Go): collect all w.
+    detail::waiter* list = nullptr;
+    std::uint32_t got = 0;
+    while (got < w) {
+      detail::waiter* taken = head_.exchange(nullptr, std::memory_order_acquire);
+      if (taken == nullptr) {
+        detail::cpu_relax();
+        continue;
+      }
+      detail::waiter* last = taken;
+      ++got;
+      while (last->wake_link != nullptr) {
+        last = last->wake_link;
+        ++got;
+      }
+      last->wake_link = list;
+      list = taken;
+    }
+    state_.store(0, std::memory_order_release);
+    while (list != nullptr) {  // `this` may be gone once the first wake lands
+      detail::waiter* x = list;
+      list = x->wake_link;
+      x->granted = true;
+      x->wake();
+    }
   }
 
   void done() { add(-1); }
@@ -56,16 +89,55 @@ class wait_group {
     for (;;) {
       if ((s >> 32) == 0) return;
       if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel,
-                                       std::memory_order_acquire)) {
-        detail::sema_acquire(&sema_, detail::wait_reason::wait_group);
-        return;
-      }
+                                       std::memory_order_acquire))
+        break;
+    }
+    detail::waiter w;
+    if (w.f == nullptr) {
+      push(&w);
+      w.tp.park();
+      return;
+    }
+    struct commit_args {
+      wait_group* wg;
+      detail::waiter* w;
+    } args{this, &w};
+    bool interrupted = detail::park(
+        [](void* a, detail::fiber*) {
+          auto* c = static_cast<commit_args*>(a);
+          c->wg->push(c->w);
+          return true;
+        },
+        &args, detail::wait_reason::wait_group);
+    if (interrupted && !w.granted) {
+      // Only the deadlock detector wakes a waiter that was not granted, and it
+      // does so when nothing else runs: unregistering cannot race.
+      unlink(&w);
+      throw deadlock_error();
     }
   }
 
  private:
-  std::atomic<std::uint64_t> state_{0};  // counter << 32 | waiters
-  std::atomic<std::uint32_t> sema_{0};
+  void push(detail::waiter* w) noexcept {
+    detail::waiter* h = head_.load(std::memory_order_relaxed);
+    do {
+      w->wake_link = h;
+    } while (!head_.compare_exchange_weak(h, w, std::memory_order_release,
+                                          std::memory_order_relaxed));
+  }
+
+  void unlink(detail::waiter* w) noexcept {
+    detail::waiter* rest = head_.exchange(nullptr, std::memory_order_acquire);
+    while (rest != nullptr) {
+      detail::waiter* x = rest;
+      rest = x->wake_link;
+      if (x != w) push(x);
+    }
+    state_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+
+  std::atomic<std::uint64_t> state_{0};  // counter << 32 | registered waiters
+  std::atomic<detail::waiter*> head_{nullptr};  // waiters that have parked (or are about to)
 };
 
 }  // namespace gofer

@@ -5,7 +5,10 @@
 // state (MXCSR and the x87 control word) onto the current stack, stores the
 // stack pointer, loads the other one and pops the same frame. The FP control
 // state travels with the fiber because a fiber may resume on another thread,
-// whose rounding mode or exception masks must not leak into it.
+// whose rounding mode or exception masks must not leak into it. Loading it is
+// the slow part of a switch (fldcw and ldmxcsr stall the pipeline), and it
+// almost never differs between two contexts, so each is loaded only when the
+// incoming value differs from the outgoing one.
 //
 // Header-only: the code is one top-level asm statement that emits the function
 // into a COMDAT group keyed by its name, so the linker keeps one copy however
@@ -57,10 +60,18 @@ __asm__(
     "  subq $8, %rsp\n"
     "  stmxcsr " GOFER_STRINGIFY(GOFER_X64_OFF_FPCTRL) "(%rsp)\n"
     "  fnstcw " GOFER_STRINGIFY(GOFER_X64_OFF_FPCTRL) "+4(%rsp)\n"
+    "  movl (%rsp), %eax\n"
+    "  movzwl 4(%rsp), %ecx\n"
     "  movq %rsp, (%rdi)\n"
     "  movq %rsi, %rsp\n"
-    "  ldmxcsr " GOFER_STRINGIFY(GOFER_X64_OFF_FPCTRL) "(%rsp)\n"
-    "  fldcw " GOFER_STRINGIFY(GOFER_X64_OFF_FPCTRL) "+4(%rsp)\n"
+    "  cmpl (%rsp), %eax\n"
+    "  je 1f\n"
+    "  ldmxcsr (%rsp)\n"
+    "1:\n"
+    "  cmpw 4(%rsp), %cx\n"
+    "  je 2f\n"
+    "  fldcw 4(%rsp)\n"
+    "2:\n"
     "  addq $8, %rsp\n"
     "  popq %r15\n"
     "  popq %r14\n"

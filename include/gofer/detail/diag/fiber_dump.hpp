@@ -12,6 +12,7 @@
 
 #include "gofer/detail/sched/scheduler.hpp"
 #include "gofer/detail/time/timer_heap.hpp"
+#include "gofer/detail/util/cycle_clock.hpp"
 
 namespace gofer::detail {
 
@@ -20,7 +21,7 @@ struct fiber_snapshot {
   std::string name;
   fiber_state state;
   wait_reason reason;
-  std::int64_t since_ns;
+  std::int64_t waited_ns;
   const char* file;
   std::uint32_t line;
 };
@@ -34,7 +35,7 @@ inline std::vector<fiber_snapshot> snapshot_fibers(runtime_impl& rt) {
     s.name.assign(name, f->copy_name(name, sizeof name));
     s.state = f->state.load(std::memory_order_relaxed);
     s.reason = f->reason.load(std::memory_order_relaxed);
-    s.since_ns = f->wait_since_ns.load(std::memory_order_relaxed);
+    s.waited_ns = cycles_since_ns(f->wait_since.load(std::memory_order_relaxed));
     s.file = f->created_file.load(std::memory_order_relaxed);
     s.line = f->created_line.load(std::memory_order_relaxed);
     if (s.state != fiber_state::free) out.push_back(std::move(s));
@@ -56,14 +57,13 @@ inline void format_duration(std::ostream& os, std::int64_t ns) {
 }
 
 inline void dump_runtime(std::ostream& os, runtime_impl& rt) {
-  std::int64_t now = coarse_monotonic_ns();
   for (const auto& s : snapshot_fibers(rt)) {
     os << "fiber " << s.id;
     if (!s.name.empty()) os << " \"" << s.name << "\"";
     os << " [" << fiber_state_name(s.state);
     if (s.state == fiber_state::waiting && s.reason != wait_reason::none) {
       os << ": " << wait_reason_name(s.reason) << ", ";
-      format_duration(os, now - s.since_ns);
+      format_duration(os, s.waited_ns);
     }
     os << "]:\n\tcreated by " << (s.file != nullptr ? s.file : "?") << ':' << s.line << "\n\n";
   }

@@ -20,6 +20,7 @@
 
 #include "gofer/detail/fiber.hpp"
 #include "gofer/detail/sched/scheduler.hpp"
+#include "gofer/detail/util/cycle_clock.hpp"
 #include "gofer/detail/wait_reason.hpp"
 
 namespace gofer::detail {
@@ -39,7 +40,7 @@ inline bool park(bool (*commit)(void*, fiber*), void* arg, wait_reason reason) n
   machine* m = current_machine();
   fiber* self = m->cur;
   self->reason.store(reason, std::memory_order_relaxed);
-  self->wait_since_ns.store(coarse_monotonic_ns(), std::memory_order_relaxed);
+  self->wait_since.store(cycle_now(), std::memory_order_relaxed);
   self->state.store(fiber_state::waiting, std::memory_order_relaxed);
   post_action a;
   a.kind = post_kind::park;

@@ -27,7 +27,10 @@ struct processor {
   // Owner only (the M running this P).
   std::uint32_t schedtick = 0;
   fast_rand rng;
-  std::vector<stack_slot> stack_cache;
+  // Recently freed stacks, reused first (their top pages are still hot).
+  static constexpr std::size_t stack_cache_max = 64;
+  stack_slot stack_cache[stack_cache_max];
+  std::size_t stack_cached = 0;
   std::uint64_t next_id = 0;  // ids handed out in blocks, so spawning does not
   std::uint64_t end_id = 0;   // touch a shared counter every time (Go's goidcache)
 

@@ -125,6 +125,7 @@ class runtime_impl {
       p.index = i;
       p.m = &m;
       p.rng.seed(cfg_.random.seed_for(i));
+      p.runq.set_exclusive(cfg_.procs == 1);
       m.rt = this;
       m.p = &p;
       m.index = i;
@@ -202,7 +203,7 @@ class runtime_impl {
     processor* p = (m != nullptr && m->rt == this) ? m->p : nullptr;
     stack_slot slot = take_stack(p, a.stack_size);
     fiber* f = fiber_of_slot(slot);
-    new (f) fiber();
+    f->reset();
     f->stack = slot;
     f->rt = this;
     f->counted = a.counted;
@@ -657,9 +658,8 @@ class runtime_impl {
 
   // ---- Stacks and ids -----------------------------------------------------
 
-  // Per-P stack cache bounds: refill and spill in batches so the slab lock is
+  // The per-P stack cache refills and spills in batches, so the slab lock is
   // taken once per 16 spawns or exits at most.
-  static constexpr std::size_t stack_cache_max = 64;
   static constexpr std::size_t stack_cache_batch = 16;
 
   stack_slot take_stack(processor* p, std::size_t size) {
@@ -670,10 +670,11 @@ class runtime_impl {
       return s;
     }
     if (p == nullptr) return slabs_.allocate();
-    if (p->stack_cache.empty()) slabs_.allocate_batch(p->stack_cache, stack_cache_batch);
-    stack_slot s = p->stack_cache.back();
-    p->stack_cache.pop_back();
-    return s;
+    if (p->stack_cached == 0) {
+      slabs_.allocate_batch(p->stack_cache, stack_cache_batch);
+      p->stack_cached = stack_cache_batch;
+    }
+    return p->stack_cache[--p->stack_cached];
   }
 
   void give_stack(processor* p, stack_slot s) noexcept {
@@ -688,17 +689,17 @@ class runtime_impl {
       return;
     }
     s.trimmed = false;
-    p->stack_cache.push_back(s);
-    if (p->stack_cache.size() > stack_cache_max) {
-      std::size_t keep = stack_cache_max - stack_cache_batch * 2;
-      slabs_.release_batch(p->stack_cache.data() + keep, p->stack_cache.size() - keep);
-      p->stack_cache.resize(keep);
+    if (p->stack_cached == processor::stack_cache_max) {
+      std::size_t keep = processor::stack_cache_max - stack_cache_batch * 2;
+      slabs_.release_batch(p->stack_cache + keep, p->stack_cached - keep);
+      p->stack_cached = keep;
     }
+    p->stack_cache[p->stack_cached++] = s;
   }
 
   void flush_stack_cache(processor* p) noexcept {
-    slabs_.release_batch(p->stack_cache.data(), p->stack_cache.size());
-    p->stack_cache.clear();
+    slabs_.release_batch(p->stack_cache, p->stack_cached);
+    p->stack_cached = 0;
   }
 
   static std::uint64_t take_id(processor* p) noexcept {

@@ -143,15 +143,17 @@ class slab_allocator {
     return carve_locked();
   }
 
-  // Takes back up to n stacks into `out` (a P cache refilling itself).
-  void allocate_batch(std::vector<stack_slot>& out, std::size_t n) {
+  // Fills out[0, n) (a P cache refilling itself).
+  void allocate_batch(stack_slot* out, std::size_t n) {
     std::lock_guard lk(mu_);
-    while (n > 0 && !free_.empty()) {
-      out.push_back(free_.back());
-      free_.pop_back();
-      --n;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!free_.empty()) {
+        out[i] = free_.back();
+        free_.pop_back();
+      } else {
+        out[i] = carve_locked();
+      }
     }
-    while (n-- > 0) out.push_back(carve_locked());
   }
 
   void release_batch(const stack_slot* slots, std::size_t n) {
