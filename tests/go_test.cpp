@@ -84,7 +84,7 @@ TEST_CASE("a fiber spawned from a fiber runs on the same runtime", "[go]") {
 
 TEST_CASE("many fibers all run to completion", "[go]") {
   gofer::test::for_each_sched([](auto&&) {
-    constexpr int n = 20000;
+    constexpr int n = gofer::test::scaled(20000);
     gofer::wait_group wg;
     std::atomic<long> sum{0};
     wg.add(n);

@@ -32,8 +32,9 @@ TEST_CASE("a slab holds many stacks in one mapping", "[stack]") {
   slab_allocator slabs(64 * 1024, false);
   std::vector<stack_slot> got;
   for (std::size_t i = 0; i < 4 * slab_allocator::stacks_per_slab; ++i) got.push_back(slabs.allocate());
-  // Four slabs' worth of stacks: a handful of new mappings, not hundreds.
-  CHECK(count_mappings() - before <= 8);
+  // Four slabs' worth of stacks: a handful of new mappings (sanitizers add a
+  // few of their own), not one per stack.
+  CHECK(count_mappings() - before < got.size() / 16);
   for (auto& s : got) {
     CHECK(s.size == 64 * 1024);
     CHECK(reinterpret_cast<std::uintptr_t>(s.bottom) % gofer::detail::page_size() == 0);
@@ -90,6 +91,10 @@ int recurse(int depth) {
 }
 }  // namespace
 
+// ThreadSanitizer defers signal handlers to its own safe points, which a
+// thread with an exhausted stack never reaches: these reports are checked in
+// the other builds.
+#if !GOFER_TSAN
 TEST_CASE("overflow onto a guard page names the fiber", "[stack][death]") {
   auto r = gofer::test::run_in_child([] {
     gofer::run(
@@ -134,3 +139,4 @@ TEST_CASE("without guard pages the canary catches an overflow at the next switch
   CHECK_THAT(r.err, Catch::Contains("gofer: stack overflow in fiber"));
   CHECK_THAT(r.err, Catch::Contains("(scribbler)"));
 }
+#endif  // !GOFER_TSAN

@@ -38,7 +38,16 @@ inline child_result run_in_child(
   if (pid == 0) {
     ::close(fds[0]);
     ::dup2(fds[1], 2);
+    ::dup2(fds[1], 1);  // keep the test framework's own output out of the parent's
     ::close(fds[1]);
+    // The test framework reports fatal signals itself; in the child they must
+    // act as they would in a plain program, so the parent sees them.
+    for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTERM, SIGINT}) {
+      struct sigaction dfl{};
+      dfl.sa_handler = SIG_DFL;
+      sigemptyset(&dfl.sa_mask);
+      ::sigaction(sig, &dfl, nullptr);
+    }
     body();
     std::_Exit(0);
   }

@@ -67,6 +67,7 @@ void init_thread_context(basic_context<Backend>& c) noexcept {
 template <class Backend>
 void make_context(basic_context<Backend>& c, void* stack_bottom, std::size_t size,
                   void (*fn)(void*), void* arg) noexcept {
+  sanitizer::unpoison_stack(stack_bottom, size);
   c.sp = Backend::make(stack_bottom, size, fn, arg);
   c.stack.bottom = stack_bottom;
   c.stack.size = size;

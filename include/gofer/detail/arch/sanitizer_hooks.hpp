@@ -16,6 +16,7 @@ extern "C" {
 void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, std::size_t size);
 void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old,
                                      std::size_t* size_old);
+void __asan_unpoison_memory_region(const volatile void* addr, std::size_t size);
 }
 #endif
 #if GOFER_TSAN
@@ -56,6 +57,15 @@ inline void before_switch([[maybe_unused]] void** fake_stack_save,
 inline void after_switch([[maybe_unused]] void* fake_stack_save) {
 #if GOFER_ASAN
   __sanitizer_finish_switch_fiber(fake_stack_save, nullptr, nullptr);
+#endif
+}
+
+// Clears ASan's marks on stack memory about to be reused. A fiber that exits
+// (or is abandoned) never returns from its outer frames, so their redzones
+// stay poisoned; a new fiber on the same stack would trip over them.
+inline void unpoison_stack([[maybe_unused]] void* bottom, [[maybe_unused]] std::size_t size) {
+#if GOFER_ASAN
+  __asan_unpoison_memory_region(bottom, size);
 #endif
 }
 

@@ -151,6 +151,7 @@ class runtime_impl {
   // (a wait_group it waits on, done() from a thread) is undefined.
   ~runtime_impl() {
     stop();
+    while (outside_wakers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     {
       std::lock_guard lk(runtime_registry_mu);
       std::erase(runtime_registry, this);
@@ -264,10 +265,16 @@ class runtime_impl {
         f = p->runq.set_runnext(f);
       }
       if (f != nullptr) push_local(p, f);
-    } else {
-      global_.push(f);
+      wake_processor();
+      return;
     }
+    // From outside the runtime: once f is queued it may run, let main return
+    // and the runtime be destroyed while this call still wakes an M. The
+    // destructor waits for outside_wakers_ to drop to zero.
+    outside_wakers_.fetch_add(1, std::memory_order_acq_rel);
+    global_.push(f);
     wake_processor();
+    outside_wakers_.fetch_sub(1, std::memory_order_release);
   }
 
   // ---- Scheduling from a fiber --------------------------------------------
@@ -575,17 +582,19 @@ class runtime_impl {
   // Puts the M to sleep until wake_processor picks it, the earliest timer is
   // due, or the runtime stops. Returns to find_runnable, which looks again.
   void park_idle(machine* m) {
+    // Once on the idle list, m->spinning belongs to whoever takes m off it
+    // (wake_processor hands the spinning role over through it), so read and
+    // clear it before.
+    const bool was_spinning = m->spinning;
     {
       std::lock_guard lk(idle_mu_);
       if (global_.size() != 0 || stopping()) return;
+      m->spinning = false;
       idle_.push_back(m);
       m->idle = true;
       npidle_.fetch_add(1, std::memory_order_seq_cst);
     }
-    if (m->spinning) {
-      m->spinning = false;
-      nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
-    }
+    if (was_spinning) nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
     // The re-check that closes the race with ready() (see the essay above).
     if (work_visible() || stopping()) {
       if (remove_from_idle(m)) {
@@ -636,6 +645,7 @@ class runtime_impl {
         m = idle_.back();
         idle_.pop_back();
         m->idle = false;
+        m->spinning = true;  // handed over with the wake
         npidle_.fetch_sub(1, std::memory_order_seq_cst);
       }
     }
@@ -643,7 +653,6 @@ class runtime_impl {
       nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
       return;
     }
-    m->spinning = true;  // handed over with the wake; read after the futex
     m->wake_word.store(1, std::memory_order_release);
     futex_wake(&m->wake_word);
   }
@@ -726,6 +735,7 @@ class runtime_impl {
   alignas(cache_line) std::atomic<std::uint32_t> nmspinning_{0};
   alignas(cache_line) std::atomic<std::int64_t> outside_live_{0};
   std::atomic<std::int64_t> pending_blocking_{0};
+  std::atomic<std::int32_t> outside_wakers_{0};  // ready() calls from outside in flight
   std::atomic<std::uint32_t> quiet_word_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};

@@ -35,6 +35,7 @@
 #include <new>
 #include <vector>
 
+#include "gofer/detail/arch/sanitizer_hooks.hpp"
 #include "gofer/detail/config.hpp"
 
 #ifndef MADV_GUARD_INSTALL
@@ -126,7 +127,12 @@ class slab_allocator {
   slab_allocator(const slab_allocator&) = delete;
   slab_allocator& operator=(const slab_allocator&) = delete;
   ~slab_allocator() {
-    for (auto& s : slabs_) ::munmap(s.base, s.bytes);
+    for (auto& s : slabs_) {
+      // Abandoned fibers leave poisoned frames; the address range may be
+      // mapped again later for something else.
+      arch::sanitizer::unpoison_stack(s.base, s.bytes);
+      ::munmap(s.base, s.bytes);
+    }
   }
 
   std::size_t stack_size() const noexcept { return stack_size_; }
@@ -293,6 +299,7 @@ inline stack_slot allocate_own_stack(std::size_t size, bool guard) {
 
 inline void free_own_stack(const stack_slot& s) noexcept {
   char* base = static_cast<char*>(s.bottom) - (s.guarded ? page_size() : 0);
+  arch::sanitizer::unpoison_stack(s.bottom, s.size);
   ::munmap(base, s.size + (s.guarded ? page_size() : 0));
 }
 
