@@ -22,17 +22,19 @@ TEST_CASE("id is unique per fiber and 0 outside", "[this_fiber]") {
     CHECK(gofer::this_fiber::id() != 0);
     constexpr int n = 500;
     std::vector<std::uint64_t> ids(n);
+    std::atomic<int> unstable{0};
     gofer::wait_group wg;
     wg.add(n);
     for (int i = 0; i < n; ++i) {
       gofer::go([&, i] {
         ids[i] = gofer::this_fiber::id();
         gofer::this_fiber::yield();
-        CHECK(ids[i] == gofer::this_fiber::id());  // stable across a switch
+        if (ids[i] != gofer::this_fiber::id()) unstable.fetch_add(1);  // stable across a switch
         wg.done();
       });
     }
     wg.wait();
+    CHECK(unstable.load() == 0);
     std::set<std::uint64_t> unique(ids.begin(), ids.end());
     CHECK(unique.size() == n);
     CHECK(unique.count(0) == 0);
