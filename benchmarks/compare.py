@@ -1,0 +1,435 @@
+#!/usr/bin/env python3
+"""Runs gofer's benchmarks and the same workloads on its peers (std threads,
+Boost.Fiber, Go) in one session, and prints how gofer compares.
+
+Every case ("spawn_join/procs:2", "parked_fibers/n:1000000", ...) is run once
+per implementation per repetition, round-robin: repetition 1 runs every case on
+every implementation, then repetition 2 does the same, and so on. Interleaving
+means a burst of background load, thermal throttling or a frequency change hits
+all implementations alike instead of whichever happened to run then. Each run
+is a process of its own, so no run inherits another's heap, stacks or threads.
+
+The table shows only ratios of medians (gofer / peer) taken in this session:
+absolute figures depend on the machine and its load, ratios much less so. The
+acceptance targets are absolute by nature and are printed as "figure vs target".
+Absolute medians and every sample go to a JSON file for the record.
+
+The Go twins are compiled once ("go test -c") and the test binary is run with
+the same flags "go test -run ^$ -bench ... -benchtime ... -count 1" would pass
+it, so no run pays for a compile or a link.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+CPP_BINARIES = [
+    ("gofer", "gofer_benchmarks"),
+    ("std", "std_benchmarks"),
+    ("boost", "boost_fiber_benchmarks"),
+]
+PEERS = ["go", "std", "boost"]
+
+GO_BENCHMARKS = {
+    "yield_pingpong": "BenchmarkYieldPingpong",
+    "spawn_join": "BenchmarkSpawnJoin",
+    "spawn_batch_1000": "BenchmarkSpawnBatch1000",
+    "sleep_1ms": "BenchmarkSleep1ms",
+    "parked_fibers": "BenchmarkParkedFibers",
+    "idle_cpu": "BenchmarkIdleCPU",
+}
+
+# The figures each workload is judged by; every one is lower-is-better.
+METRICS = {
+    "switch_bare": ["ns_per_switch"],
+    "yield_pingpong": ["ns_per_switch"],
+    "spawn_join": ["ns_per_fiber"],
+    "spawn_batch_1000": ["ns_per_fiber"],
+    "sleep_1ms": ["mean_us", "p50_us", "p99_us"],
+    "parked_fibers": ["spawn_s", "KiB_per_fiber", "exit_s"],
+    "idle_cpu": ["cpu_pct"],
+}
+NOT_FIGURES = {"samples"}
+# Fields of Google Benchmark's JSON that are not user counters.
+CPP_FIELDS = {"family_index", "per_family_instance_index", "repetitions",
+              "repetition_index", "threads", "iterations", "real_time", "cpu_time"}
+
+# Name components Google Benchmark adds for run options; they are not part of
+# what a case is.
+RUN_OPTION = re.compile(r"^(real_time|manual_time|process_time|iterations:\d+|"
+                        r"min_time:.*|repeats:\d+|threads:\d+)$")
+
+RUN_TIMEOUT_S = 900
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def case_key(name):
+    return "/".join(p for p in name.split("/") if not RUN_OPTION.match(p))
+
+
+def workload_of(key):
+    return key.split("/", 1)[0]
+
+
+def params_of(key):
+    out = {}
+    for part in key.split("/")[1:]:
+        k, _, v = part.partition(":")
+        out[k] = v
+    return out
+
+
+def default_procs():
+    env = os.environ.get("GOFER_PROCS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0))
+
+
+class Impl:
+    """One implementation: how to list its cases and how to run one."""
+
+    def __init__(self, name):
+        self.name = name
+        self.cases = {}  # key -> what run() needs
+
+    def run(self, key, quick):
+        raise NotImplementedError
+
+
+class CppImpl(Impl):
+    def __init__(self, name, binary):
+        super().__init__(name)
+        self.binary = binary
+        out = subprocess.run([str(binary), "--benchmark_list_tests"], capture_output=True,
+                             text=True, check=True).stdout
+        for full in out.split():
+            self.cases[case_key(full)] = full
+
+    def single_shot(self, key):
+        return "/iterations:1" in self.cases.get(key, "")
+
+    def run(self, key, quick):
+        full = self.cases[key]
+        cmd = [str(self.binary), f"--benchmark_filter=^{re.escape(full)}$",
+               "--benchmark_format=json",
+               f"--benchmark_min_time={0.1 if quick else 0.5}"]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        if p.returncode != 0:
+            return None, f"exit status {p.returncode}: {tail(p.stderr or p.stdout)}"
+        try:
+            doc = json.loads(p.stdout)
+        except json.JSONDecodeError:
+            return None, f"unreadable output: {tail(p.stdout)}"
+        for b in doc.get("benchmarks", []):
+            if case_key(b.get("run_name", b.get("name", ""))) != key:
+                continue
+            if b.get("error_occurred"):
+                return None, "skipped: " + b.get("error_message", "error")
+            figures = {k: float(v) for k, v in b.items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and k not in CPP_FIELDS and k not in NOT_FIGURES}
+            return figures, None
+        return None, "no result in output"
+
+
+
+class GoImpl(Impl):
+    LINE = re.compile(r"^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$")
+
+    def __init__(self, binary, keys, single_shot):
+        super().__init__("go")
+        self.binary = binary
+        self.single_shot = single_shot
+        for key in keys:
+            fn = GO_BENCHMARKS.get(workload_of(key))
+            if fn is None:
+                continue
+            params = params_of(key)
+            procs = int(params.pop("procs", default_procs()))
+            pattern = "^" + fn + "$" + "".join(
+                f"/^{re.escape(k)}:{re.escape(v)}$" for k, v in params.items())
+            self.cases[key] = (pattern, procs)
+
+    def run(self, key, quick):
+        pattern, procs = self.cases[key]
+        benchtime = "1x" if self.single_shot(key) else ("0.1s" if quick else "0.5s")
+        env = dict(os.environ, GOMAXPROCS=str(procs))
+        cmd = [str(self.binary), "-test.run", "^$", "-test.bench", pattern,
+               "-test.benchtime", benchtime, "-test.count", "1", "-test.cpu", str(procs)]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                           env=env, cwd=self.binary.parent)
+        lines = p.stdout.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("--- SKIP"):
+                why = lines[i + 1].strip() if i + 1 < len(lines) else ""
+                return None, "skipped: " + why.split(": ", 1)[-1]
+        if p.returncode != 0:
+            return None, f"exit status {p.returncode}: {tail(p.stdout + p.stderr)}"
+        for line in lines:
+            m = self.LINE.match(line)
+            if not m:
+                continue
+            words = m.group(3).split()
+            figures = {}
+            for value, unit in zip(words[::2], words[1::2]):
+                try:
+                    figures[unit] = float(value)
+                except ValueError:
+                    pass
+            figures.pop("ns/op", None)
+            for k in NOT_FIGURES:
+                figures.pop(k, None)
+            return figures, None
+        return None, f"no result in output: {tail(p.stdout)}"
+
+
+def tail(text, n=400):
+    text = text.strip()
+    return text if len(text) <= n else "..." + text[-n:]
+
+
+def build_go(build_dir):
+    go = shutil.which("go")
+    if go is None:
+        log("compare: no Go toolchain (Debian: golang-go); Go twins skipped")
+        return None
+    out = build_dir / "go" / "goferpeers.test"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, GOCACHE=str(build_dir / "go" / "cache"), GOFLAGS="-mod=mod",
+               GOPROXY="off")
+    log("compare: building the Go twins")
+    p = subprocess.run([go, "test", "-c", "-o", str(out), "."], cwd=HERE / "peers" / "go",
+                       env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        log(f"compare: Go twins did not build, skipped:\n{p.stderr}")
+        return None
+    return out
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def fmt_ratio(x):
+    if x is None:
+        return "-"
+    return f"{x:.3g}" if x < 10 else f"{x:.0f}"
+
+
+def print_table(keys, medians, samples, reps, load):
+    rows = []
+    for key in keys:
+        g = medians.get(key, {}).get("gofer")
+        if not g:
+            continue
+        for metric in METRICS.get(workload_of(key), sorted(g)):
+            if metric not in g:
+                continue
+            row = [key, metric]
+            for peer in PEERS:
+                p = medians.get(key, {}).get(peer, {}).get(metric)
+                row.append(fmt_ratio(g[metric] / p) if p else "-")
+            xs = samples[key]["gofer"][metric]
+            spread = max(xs) / min(xs) if len(xs) > 1 and min(xs) > 0 else None
+            row.append(fmt_ratio(spread))
+            rows.append(row)
+    header = ["workload", "metric"] + [f"gofer/{p}" for p in PEERS] + ["gofer spread"]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+
+    def line(r):
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(r, widths)))
+
+    print(f"Ratios of medians over {reps} repetition(s), this session; every metric is "
+          f"lower-is-better, so < 1 means gofer is ahead.")
+    print(f"Load average {load[0]:.2f} at start, {load[1]:.2f} at end, on "
+          f"{len(os.sched_getaffinity(0))} CPUs: other work on the machine skews every figure.")
+    print("'gofer spread' is max/min of gofer's own repetitions: how much to trust a row.")
+    print()
+    print(line(header))
+    print(line(["-" * w for w in widths]))
+    for r in rows:
+        print(line(r))
+
+
+def checks(medians, keys, errors):
+    """The acceptance targets: (label, figure, target, passed), or, when there is
+    no figure, (label, why not, target, None)."""
+    def m(key, impl, metric):
+        return medians.get(key, {}).get(impl, {}).get(metric)
+
+    def why(*runs):
+        for key, impl in runs:
+            if f"{key} {impl}" in errors:
+                return errors[f"{key} {impl}"]
+        return "not run"
+
+    out = []
+
+    def add(label, fig, target, ok, *runs):
+        out.append((label, fig, target, ok) if fig is not None else
+                   (label, why(*runs), target, None))
+
+    y = m("yield_pingpong/procs:1", "gofer", "ns_per_switch")
+    s = m("switch_bare", "gofer", "ns_per_switch")
+    add("yield_pingpong/procs:1 vs switch_bare (same binary)",
+        f"{y / s:.2f}x" if y and s else None, "<= 1.50x", bool(y and s and y / s <= 1.5),
+        ("yield_pingpong/procs:1", "gofer"), ("switch_bare", "gofer"))
+    gy = m("yield_pingpong/procs:1", "go", "ns_per_switch")
+    add("yield_pingpong/procs:1, gofer faster than Go by",
+        f"{gy / y:.2f}x" if y and gy else None, ">= 3.00x", bool(y and gy and gy / y >= 3),
+        ("yield_pingpong/procs:1", "gofer"), ("yield_pingpong/procs:1", "go"))
+
+    def at_most(key, metric, unit, limit, fmt):
+        v = m(key, "gofer", metric)
+        add(f"{key} {metric}", None if v is None else f"{fmt.format(v)} {unit}",
+            f"<= {fmt.format(limit)} {unit}", v is not None and v <= limit, (key, "gofer"))
+
+    def each(workload, metric, unit, limit, fmt="{:.1f}"):
+        for key in [k for k in keys if workload_of(k) == workload] or [workload]:
+            at_most(key, metric, unit, limit, fmt)
+
+    each("spawn_join", "ns_per_fiber", "ns", 60)
+    each("spawn_batch_1000", "ns_per_fiber", "ns", 40)
+    at_most("parked_fibers/n:1000000", "KiB_per_fiber", "KiB", 4.5, "{:.2f}")
+    at_most("parked_fibers/n:1000000", "spawn_s", "s", 1.0, "{:.3f}")
+    each("sleep_1ms", "p99_us", "us", 1100)
+    c = m("idle_cpu/procs:2", "gofer", "cpu_pct")
+    add("idle_cpu/procs:2 cpu_pct", None if c is None else f"{c:.2f} %", "< 1.00 %",
+        c is not None and c < 1.0, ("idle_cpu/procs:2", "gofer"))
+    return out
+
+
+def print_checks(results):
+    print()
+    print("Acceptance targets (gofer, medians):")
+    w = max(len(r[0]) for r in results)
+    for label, fig, target, ok in results:
+        verdict = "SKIP" if ok is None else ("PASS" if ok else "FAIL")
+        detail = f"{fig} vs {target}" if ok is not None else f"no figure: {fig}"
+        print(f"  {verdict}  {label.ljust(w)}  {detail}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build-dir", type=Path, default=ROOT / "build" / "bench",
+                    help="where the benchmark executables were built (default: build/bench)")
+    ap.add_argument("--repetitions", "-r", type=int, default=3)
+    ap.add_argument("--quick", action="store_true",
+                    help="one repetition, shorter minimum times")
+    ap.add_argument("--filter", default="", help="regex: only cases whose name matches")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="where to write every sample and the absolute medians "
+                         "(default: <build-dir>/compare.json)")
+    ap.add_argument("--list", action="store_true", help="list the cases and exit")
+    args = ap.parse_args()
+    reps = 1 if args.quick else max(1, args.repetitions)
+    build_dir = args.build_dir.resolve()
+
+    impls = {}
+    for name, exe in CPP_BINARIES:
+        path = next((p for p in [build_dir / "benchmarks" / exe, build_dir / exe] if p.exists()),
+                    None)
+        if path is None:
+            log(f"compare: {exe} not built, {name} skipped")
+            continue
+        impls[name] = CppImpl(name, path)
+    if "gofer" not in impls:
+        log(f"compare: gofer_benchmarks not found under {build_dir}; build first (scripts/bench)")
+        return 2
+
+    keys = list(impls["gofer"].cases)
+    if args.filter:
+        keys = [k for k in keys if re.search(args.filter, k)]
+    go_bin = build_dir / "go" / "goferpeers.test" if args.list else build_go(build_dir)
+    if go_bin is not None:
+        impls["go"] = GoImpl(go_bin, keys, impls["gofer"].single_shot)
+
+    plan_impls = {k: [n for n in ["gofer"] + PEERS if n in impls and k in impls[n].cases]
+                  for k in keys}
+    if args.list:
+        for k in keys:
+            print(f"{k}: {', '.join(plan_impls[k])}")
+        return 0
+
+    samples = {k: {n: {} for n in plan_impls[k]} for k in keys}
+    errors = {}
+    crashed = []
+    total = sum(len(v) for v in plan_impls.values()) * reps
+    done = 0
+    started = time.time()
+    load_at_start = os.getloadavg()[0]
+    log(f"compare: {len(keys)} cases, {total} runs, load average "
+        f"{os.getloadavg()[0]:.2f} on {len(os.sched_getaffinity(0))} CPUs")
+    for rep in range(reps):
+        for key in keys:
+            order = plan_impls[key]
+            # Rotate who goes first, so no implementation always runs right
+            # after the same neighbour.
+            order = order[rep % len(order):] + order[:rep % len(order)]
+            for name in order:
+                done += 1
+                t0 = time.time()
+                try:
+                    figures, err = impls[name].run(key, args.quick)
+                except subprocess.TimeoutExpired:
+                    figures, err = None, f"timed out after {RUN_TIMEOUT_S} s"
+                status = "ok" if figures is not None else err
+                log(f"[{done}/{total}] rep {rep + 1}/{reps}  {key:<30} {name:<6} "
+                    f"{status} ({time.time() - t0:.1f} s)")
+                if figures is None:
+                    errors.setdefault(f"{key} {name}", err)
+                    if not err.startswith("skipped"):
+                        crashed.append(f"{key} {name}: {err}")
+                    continue
+                for metric, v in figures.items():
+                    samples[key][name].setdefault(metric, []).append(v)
+
+    medians = {k: {n: {m: median(xs) for m, xs in per.items()}
+                   for n, per in v.items() if per} for k, v in samples.items()}
+    print_table(keys, medians, samples, reps, (load_at_start, os.getloadavg()[0]))
+    results = checks(medians, keys, errors)
+    print_checks(results)
+    if crashed:
+        print()
+        print("Runs that failed:")
+        for c in crashed:
+            print(f"  {c}")
+
+    record = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(time.time() - started, 1),
+        "repetitions": reps,
+        "quick": args.quick,
+        "cpus": len(os.sched_getaffinity(0)),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": os.getloadavg(),
+        "samples": samples,
+        "medians": medians,
+        "errors": errors,
+        "checks": [{"check": l, "figure": f, "target": t,
+                    "result": None if ok is None else ("PASS" if ok else "FAIL")}
+                   for l, f, t, ok in results],
+    }
+    out = args.json or build_dir / "compare.json"
+    out.write_text(json.dumps(record, indent=2))
+    log(f"compare: samples and absolute medians written to {out}")
+    return 1 if crashed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+module goferpeers
+
+go 1.19
