@@ -71,6 +71,10 @@ TEST_CASE("dump_fibers shows id, name, state, wait reason and creation site", "[
       {.procs = 2});
 }
 
+// ThreadSanitizer runs signal handlers only when the receiving thread next
+// enters one of its interceptors; threads asleep in raw futex calls never do,
+// so under it the handler may never run. Checked in the other builds.
+#if !GOFER_TSAN
 TEST_CASE("SIGQUIT prints the fiber dump and exits with status 2", "[diagnostics][death]") {
   auto r = gofer::test::run_in_child(
       [] {
@@ -101,3 +105,4 @@ TEST_CASE("SIGQUIT prints the fiber dump and exits with status 2", "[diagnostics
   CHECK_THAT(r.err, Catch::Contains("SIGQUIT: quit"));
   CHECK_THAT(r.err, Catch::Contains("\"napper\" [waiting: sleep"));
 }
+#endif  // !GOFER_TSAN

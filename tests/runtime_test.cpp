@@ -116,7 +116,15 @@ TEST_CASE("gofer::go from a plain thread uses the default runtime", "[runtime]")
   CHECK(&gofer::runtime::default_runtime() == &gofer::runtime::default_runtime());
 }
 
+// ThreadSanitizer keeps a thread of its own in every process, which the
+// detector must count as a thread that may still wake a fiber: under it no
+// deadlock can be reported. Checked in the other builds.
+#if !GOFER_TSAN
 TEST_CASE("deadlock: every fiber asleep is reported and thrown in main", "[runtime][death]") {
+  if (gofer::test::under_emulator()) {
+    WARN("skipped under an emulator: its own threads count as live threads");
+    return;
+  }
   auto r = gofer::test::run_in_child([] {
     try {
       gofer::run([] {
@@ -143,6 +151,10 @@ TEST_CASE("deadlock: every fiber asleep is reported and thrown in main", "[runti
 }
 
 TEST_CASE("deadlock is reported within a second", "[runtime][death]") {
+  if (gofer::test::under_emulator()) {
+    WARN("skipped under an emulator: its own threads count as live threads");
+    return;
+  }
   auto r = gofer::test::run_in_child([] {
     auto start = std::chrono::steady_clock::now();
     try {
@@ -160,6 +172,8 @@ TEST_CASE("deadlock is reported within a second", "[runtime][death]") {
   INFO(r.err);
   CHECK(r.exit_code == 0);
 }
+
+#endif  // !GOFER_TSAN
 
 TEST_CASE("a pending timer is not a deadlock", "[runtime][death]") {
   auto r = gofer::test::run_in_child([] {

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 
@@ -131,6 +132,14 @@ class run_queue {
       if (n == 0) {
         if (take_runnext) {
           fiber* next = runnext_.load(std::memory_order_acquire);
+          if (next != nullptr) {
+            // The owner is most likely about to run it (it just woke it):
+            // give it ~3 us first, as Go does, or a ping-pong pair spread
+            // over two Ms trades every hand-off through a futex wake.
+            auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(3);
+            while (std::chrono::steady_clock::now() < until) cpu_relax();
+            next = runnext_.load(std::memory_order_acquire);
+          }
           if (next != nullptr &&
               runnext_.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
             dst[dst_tail % capacity].store(next, std::memory_order_relaxed);

@@ -101,16 +101,32 @@ struct stack_slot {
   std::abort();
 }
 
-// Installs a guard on [addr, addr + len). Tries the light kernel guard first.
+// True when [addr, addr + 1) faults: a write(2) from it fails with EFAULT
+// instead of delivering a signal.
+inline bool really_inaccessible(const void* addr) noexcept {
+  int fds[2];
+  if (::pipe(fds) != 0) return false;
+  errno = 0;
+  bool fault = ::write(fds[1], addr, 1) < 0 && errno == EFAULT;
+  ::close(fds[0]);
+  ::close(fds[1]);
+  return fault;
+}
+
+// Installs a guard on [addr, addr + len). Tries the light kernel guard first;
+// the first one is checked, because an emulator (qemu-user) or a filter may
+// accept the request and do nothing.
 inline void install_guard(void* addr, std::size_t len) noexcept {
   static std::atomic<int> light{-1};  // -1 unknown, 0 unsupported, 1 supported
-  if (light.load(std::memory_order_relaxed) != 0) {
-    if (::madvise(addr, len, MADV_GUARD_INSTALL) == 0) {
+  int state = light.load(std::memory_order_relaxed);
+  if (state != 0 && ::madvise(addr, len, MADV_GUARD_INSTALL) == 0) {
+    if (state == 1) return;
+    if (really_inaccessible(addr)) {
       light.store(1, std::memory_order_relaxed);
       return;
     }
-    light.store(0, std::memory_order_relaxed);
   }
+  light.store(0, std::memory_order_relaxed);
   if (::mprotect(addr, len, PROT_NONE) != 0) fatal_out_of_memory("mprotect of a guard page");
 }
 
