@@ -75,7 +75,7 @@ TEST_CASE("dump_fibers shows id, name, state, wait reason and creation site", "[
 // enters one of its interceptors; threads asleep in raw futex calls never do,
 // so under it the handler may never run. Checked in the other builds.
 #if !GOFER_TSAN
-TEST_CASE("SIGQUIT prints the fiber dump and exits with status 2", "[diagnostics][death]") {
+TEST_CASE("SIGQUIT prints the fiber dump and exits with status 2", "[diagnostics][death][child]") {
   auto r = gofer::test::run_in_child(
       [] {
         ::unsetenv("GOFER_SCHED_SEED");

@@ -100,7 +100,7 @@ TEST_CASE("many fibers all run to completion", "[go]") {
   });
 }
 
-TEST_CASE("an exception escaping a fiber is reported as a panic", "[go][death]") {
+TEST_CASE("an exception escaping a fiber is reported as a panic", "[go][death][child]") {
   auto r = gofer::test::run_in_child([] {
     gofer::run([] {
       gofer::go(gofer::fiber_options{.name = "thrower"}, [] { throw std::runtime_error("kaboom"); });

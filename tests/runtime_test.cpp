@@ -58,7 +58,7 @@ TEST_CASE("num_cpu is at least one and at most the online CPUs", "[runtime]") {
   CHECK(n <= std::thread::hardware_concurrency());
 }
 
-TEST_CASE("GOFER_PROCS sets the default number of Ps", "[runtime]") {
+TEST_CASE("GOFER_PROCS sets the default number of Ps", "[runtime][child]") {
   auto r = gofer::test::run_in_child([] {
     ::setenv("GOFER_PROCS", "3", 1);
     unsigned seen = gofer::run([] { return int(gofer::detail::current_runtime()->procs()); });
@@ -120,7 +120,7 @@ TEST_CASE("gofer::go from a plain thread uses the default runtime", "[runtime]")
 // detector must count as a thread that may still wake a fiber: under it no
 // deadlock can be reported. Checked in the other builds.
 #if !GOFER_TSAN
-TEST_CASE("deadlock: every fiber asleep is reported and thrown in main", "[runtime][death]") {
+TEST_CASE("deadlock: every fiber asleep is reported and thrown in main", "[runtime][death][child]") {
   if (gofer::test::under_emulator()) {
     WARN("skipped under an emulator: its own threads count as live threads");
     return;
@@ -150,7 +150,7 @@ TEST_CASE("deadlock: every fiber asleep is reported and thrown in main", "[runti
   CHECK_THAT(r.err, Catch::Contains("caught: gofer: all fibers are asleep - deadlock!"));
 }
 
-TEST_CASE("deadlock is reported within a second", "[runtime][death]") {
+TEST_CASE("deadlock is reported within a second", "[runtime][death][child]") {
   if (gofer::test::under_emulator()) {
     WARN("skipped under an emulator: its own threads count as live threads");
     return;
@@ -175,7 +175,7 @@ TEST_CASE("deadlock is reported within a second", "[runtime][death]") {
 
 #endif  // !GOFER_TSAN
 
-TEST_CASE("a pending timer is not a deadlock", "[runtime][death]") {
+TEST_CASE("a pending timer is not a deadlock", "[runtime][death][child]") {
   auto r = gofer::test::run_in_child([] {
     int v = gofer::run([] {
       gofer::wait_group wg;
@@ -194,7 +194,7 @@ TEST_CASE("a pending timer is not a deadlock", "[runtime][death]") {
   CHECK_THAT(r.err, !Catch::Contains("deadlock"));
 }
 
-TEST_CASE("a live thread that may still wake main is not a deadlock", "[runtime][death]") {
+TEST_CASE("a live thread that may still wake main is not a deadlock", "[runtime][death][child]") {
   auto r = gofer::test::run_in_child([] {
     gofer::wait_group wg;
     wg.add(1);
@@ -217,7 +217,7 @@ TEST_CASE("a live thread that may still wake main is not a deadlock", "[runtime]
   CHECK_THAT(r.err, !Catch::Contains("deadlock"));
 }
 
-TEST_CASE("detect_deadlock = false leaves a stuck program alone", "[runtime][death]") {
+TEST_CASE("detect_deadlock = false leaves a stuck program alone", "[runtime][death][child]") {
   auto r = gofer::test::run_in_child(
       [] {
         gofer::run([] {

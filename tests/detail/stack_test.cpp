@@ -56,7 +56,7 @@ TEST_CASE("a written canary is detected; trimming renews it", "[stack]") {
   CHECK(s.canary_intact());
 }
 
-TEST_CASE("guard pages sit below each stack", "[stack]") {
+TEST_CASE("guard pages sit below each stack", "[stack][child]") {
   slab_allocator slabs(64 * 1024, true);
   stack_slot s = slabs.allocate();
   CHECK(s.guarded);
@@ -95,7 +95,7 @@ int recurse(int depth) {
 // thread with an exhausted stack never reaches: these reports are checked in
 // the other builds.
 #if !GOFER_TSAN
-TEST_CASE("overflow onto a guard page names the fiber", "[stack][death]") {
+TEST_CASE("overflow onto a guard page names the fiber", "[stack][death][child]") {
   auto r = gofer::test::run_in_child([] {
     gofer::run(
         [] {
@@ -114,8 +114,7 @@ TEST_CASE("overflow onto a guard page names the fiber", "[stack][death]") {
   CHECK_THAT(r.err, Catch::Matches("(.|\\n)*gofer: stack overflow in fiber [0-9]+ \\(deep-diver\\)(.|\\n)*"));
 }
 
-TEST_CASE("without guard pages the canary catches an overflow at the next switch",
-          "[stack][death]") {
+TEST_CASE("without guard pages the canary catches an overflow at the next switch", "[stack][death][child]") {
   auto r = gofer::test::run_in_child([] {
     gofer::run(
         [] {

@@ -53,6 +53,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -412,6 +413,9 @@ class runtime_impl {
     char name[16];
     std::snprintf(name, sizeof name, "gofer-%u-m%u", serial_, m->index);
     pthread_setname_np(pthread_self(), name);
+    // An idle M sleeps until the earliest timer; the kernel's default 50 us of
+    // timer slack would add up to that much lateness to every sleep_for.
+    ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
     alt_signal_stack alt;  // for the overflow report, which runs on it
     for (;;) {
       fiber* f = find_runnable(m);
