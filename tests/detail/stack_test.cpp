@@ -45,7 +45,7 @@ TEST_CASE("a slab holds many stacks in one mapping", "[stack]") {
   CHECK(slabs.allocate().bottom == got.back().bottom);  // recycled, last in first out
 }
 
-TEST_CASE("a written canary is detected; trimming renews it", "[stack]") {
+TEST_CASE("a written canary is detected and trimming renews it", "[stack]") {
   slab_allocator slabs(64 * 1024, false);
   stack_slot s = slabs.allocate();
   CHECK(s.canary_intact());

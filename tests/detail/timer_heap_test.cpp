@@ -46,7 +46,7 @@ TEST_CASE("timers fire in deadline order, each once", "[timer_heap]") {
   CHECK(h.run_expired(1'000'000) == 0);
 }
 
-TEST_CASE("removed timers never fire; removing twice reports false", "[timer_heap]") {
+TEST_CASE("removed timers never fire and removing twice reports false", "[timer_heap]") {
   timer_heap h;
   std::vector<std::int64_t> fired;
   std::vector<recorded> ts(100);

@@ -1,4 +1,5 @@
-// A consumer of the installed or embedded gofer package.
+// A consumer of gofer as a package: only the public header and the
+// gofer::gofer target.
 #include <gofer/gofer.hpp>
 
 #include <atomic>
@@ -18,6 +19,6 @@ int main() {
     wg.wait();
     return sum.load();
   });
-  std::printf("consumer: %d\n", result);
+  std::printf("consumer: sum %d\n", result);
   return result == 55 ? 0 : 1;
 }
