@@ -57,7 +57,7 @@ struct fiber {
   std::atomic<std::uint64_t> id{0};
   std::atomic<fiber_state> state{fiber_state::free};
   std::atomic<wait_reason> reason{wait_reason::none};
-  std::atomic<std::uint64_t> wait_since{0};  // cycle_now() when it parked
+  std::atomic<std::int64_t> wait_since{0};  // monotonic ns, about when it parked (see park.hpp)
   std::atomic<const char*> created_file{nullptr};
   std::atomic<std::uint32_t> created_line{0};
   std::atomic<char*> name{nullptr};  // bytes written with relaxed atomics

@@ -12,7 +12,6 @@
 
 #include "gofer/detail/sched/scheduler.hpp"
 #include "gofer/detail/time/timer_heap.hpp"
-#include "gofer/detail/util/cycle_clock.hpp"
 
 namespace gofer::detail {
 
@@ -35,7 +34,8 @@ inline std::vector<fiber_snapshot> snapshot_fibers(runtime_impl& rt) {
     s.name.assign(name, f->copy_name(name, sizeof name));
     s.state = f->state.load(std::memory_order_relaxed);
     s.reason = f->reason.load(std::memory_order_relaxed);
-    s.waited_ns = cycles_since_ns(f->wait_since.load(std::memory_order_relaxed));
+    s.waited_ns = std::max<std::int64_t>(
+        0, monotonic_ns() - f->wait_since.load(std::memory_order_relaxed));
     s.file = f->created_file.load(std::memory_order_relaxed);
     s.line = f->created_line.load(std::memory_order_relaxed);
     if (s.state != fiber_state::free) out.push_back(std::move(s));

@@ -11,6 +11,11 @@
 // cancelled and the fiber made runnable again (the condition it waited for
 // came true in between).
 //
+// The time a fiber has waited, shown by dump_fibers, counts from its P's
+// cached clock (processor::clock_ns), not from a clock read here; so it may
+// overstate the wait by as much as the P ran since it last refreshed that
+// clock: its last 61 schedules at most.
+//
 // A fiber is woken by runtime_impl::ready(f). park() returns true when the
 // deadlock detector woke the fiber instead of its waker: the caller must then
 // take its waiter out of whatever queue holds it and throw deadlock_error.
@@ -20,7 +25,6 @@
 
 #include "gofer/detail/fiber.hpp"
 #include "gofer/detail/sched/scheduler.hpp"
-#include "gofer/detail/util/cycle_clock.hpp"
 #include "gofer/detail/wait_reason.hpp"
 
 namespace gofer::detail {
@@ -40,7 +44,7 @@ inline bool park(bool (*commit)(void*, fiber*), void* arg, wait_reason reason) n
   machine* m = current_machine();
   fiber* self = m->cur;
   self->reason.store(reason, std::memory_order_relaxed);
-  self->wait_since.store(cycle_now(), std::memory_order_relaxed);
+  self->wait_since.store(m->p->clock_ns, std::memory_order_relaxed);
   self->state.store(fiber_state::waiting, std::memory_order_relaxed);
   post_action a;
   a.kind = post_kind::park;

@@ -26,6 +26,11 @@ struct processor {
 
   // Owner only (the M running this P).
   std::uint32_t schedtick = 0;
+  // The monotonic clock as this P last read it: refreshed whenever it checks
+  // its timers, every 61st schedule, and when its M wakes from idle. Parking
+  // stamps fibers with it instead of reading a clock: a clock read costs tens
+  // of nanoseconds on virtual machines, a large share of a whole park.
+  std::int64_t clock_ns = 0;
   fast_rand rng;
   // Recently freed stacks, reused first (their top pages are still hot).
   static constexpr std::size_t stack_cache_max = 64;

@@ -127,6 +127,7 @@ class runtime_impl {
       p.m = &m;
       p.rng.seed(cfg_.random.seed_for(i));
       p.runq.set_exclusive(cfg_.procs == 1);
+      p.clock_ns = monotonic_ns();
       m.rt = this;
       m.p = &p;
       m.index = i;
@@ -473,9 +474,15 @@ class runtime_impl {
   fiber* next_local(machine* m) noexcept {
     processor* p = m->p;
     ++p->schedtick;
-    if (p->timers.next_when() != never) p->timers.run_expired(monotonic_ns());
-    if (p->schedtick % 61 == 0 && global_.size() != 0) {
-      if (fiber* f = take_global(p, 1)) return f;
+    if (p->timers.next_when() != never) {
+      p->clock_ns = monotonic_ns();
+      p->timers.run_expired(p->clock_ns);
+    }
+    if (p->schedtick % 61 == 0) {
+      p->clock_ns = monotonic_ns();
+      if (global_.size() != 0) {
+        if (fiber* f = take_global(p, 1)) return f;
+      }
     }
     if (fiber* f = p->runq.pop()) return f;
     if (global_.size() != 0) return take_global(p, run_queue::capacity / 2);
@@ -634,6 +641,7 @@ class runtime_impl {
     }
     m->wake_word.store(0, std::memory_order_relaxed);
     m->wakeups.fetch_add(1, std::memory_order_release);
+    m->p->clock_ns = monotonic_ns();
   }
 
   // Wakes an idle M to look for work, unless one is already spinning.
