@@ -3,9 +3,12 @@
 #pragma once
 
 #include "gofer/blocking.hpp"
+#include "gofer/chan.hpp"
 #include "gofer/defer.hpp"
 #include "gofer/diagnostics.hpp"
+#include "gofer/errors.hpp"
 #include "gofer/go.hpp"
 #include "gofer/runtime.hpp"
+#include "gofer/select.hpp"
 #include "gofer/sync/wait_group.hpp"
 #include "gofer/this_fiber.hpp"

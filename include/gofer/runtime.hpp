@@ -200,20 +200,14 @@ inline runtime_impl* runtime_for_go() {
 // blocked in run(), gofer's helper threads): any of them may still make a
 // fiber runnable, so while one lives there is no deadlock.
 inline bool other_threads_alive(const runtime_impl& rt) {
-  char own_prefix[16];
-  std::snprintf(own_prefix, sizeof own_prefix, "gofer-%u-", rt.serial());
-  const long self = ::syscall(SYS_gettid);
+  const long self = current_tid();
   DIR* d = ::opendir("/proc/self/task");
   if (d == nullptr) return true;
   bool other = false;
   while (dirent* e = ::readdir(d)) {
     if (e->d_name[0] == '.') continue;
-    if (std::strtol(e->d_name, nullptr, 10) == self) continue;
-    std::ifstream f(std::string("/proc/self/task/") + e->d_name + "/comm");
-    std::string comm;
-    std::getline(f, comm);
-    if (comm.rfind(own_prefix, 0) == 0 || comm == "gofer-blocking" || comm == "gofer-diag")
-      continue;
+    const long tid = std::strtol(e->d_name, nullptr, 10);
+    if (tid == self || is_own_thread(tid, rt.serial())) continue;
     other = true;
     break;
   }

@@ -42,6 +42,15 @@ inline void sleep_until_ns(std::int64_t when) {
       &t, wait_reason::sleep);
 }
 
+// The monotonic time `ns` from now, saturating: a huge duration never wraps
+// into the past.
+inline std::int64_t deadline_after_ns(std::int64_t ns) noexcept {
+  std::int64_t now = monotonic_ns();
+  if (ns <= 0) return now;
+  if (ns >= never - now) return never - 1;
+  return now + ns;
+}
+
 template <class Rep, class Period>
 std::int64_t deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
   auto ns = std::chrono::duration_cast<std::chrono::duration<double, std::nano>>(d).count();

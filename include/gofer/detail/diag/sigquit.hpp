@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "gofer/detail/diag/fiber_dump.hpp"
+#include "gofer/detail/diag/own_threads.hpp"
 #include "gofer/detail/util/futex.hpp"
 
 namespace gofer::detail {
@@ -43,6 +44,7 @@ inline void install_sigquit_dump() {
   started_in = ::getpid();
   std::thread([] {
     pthread_setname_np(pthread_self(), "gofer-diag");
+    own_thread_scope own(0);
     while (sigquit_word.load(std::memory_order_relaxed) == 0) futex_wait(&sigquit_word, 0);
     std::ostringstream os;
     os << "SIGQUIT: quit\n\n";

@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include "gofer/detail/diag/own_threads.hpp"
+
 namespace gofer::detail {
 
 struct blocking_job {
@@ -40,6 +42,7 @@ class blocking_pool {
  private:
   void worker() {
     pthread_setname_np(pthread_self(), "gofer-blocking");
+    own_thread_scope own(0);
     std::unique_lock lk(mu_);
     for (;;) {
       while (jobs_.empty()) {

@@ -70,6 +70,7 @@
 #include <vector>
 
 #include "gofer/detail/arch/context.hpp"
+#include "gofer/detail/diag/own_threads.hpp"
 #include "gofer/detail/diag/panic.hpp"
 #include "gofer/detail/fiber.hpp"
 #include "gofer/detail/sched/current.hpp"
@@ -414,6 +415,7 @@ class runtime_impl {
     char name[16];
     std::snprintf(name, sizeof name, "gofer-%u-m%u", serial_, m->index);
     pthread_setname_np(pthread_self(), name);
+    own_thread_scope own(serial_);
     // An idle M sleeps until the earliest timer; the kernel's default 50 us of
     // timer slack would add up to that much lateness to every sleep_for.
     ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);

@@ -1,0 +1,247 @@
+// select: Go's select statement.
+//
+//   std::size_t i = gofer::select(
+//       gofer::on_recv(in, [&](std::optional<int> v) { ... }),  // nullopt: closed
+//       gofer::on_send(out, 42, [&] { ... }),
+//       gofer::on_timeout(100ms, [&] { ... }));
+//
+// Blocks until one case can proceed, runs that case's handler and returns its
+// index. Among ready cases the choice is uniformly random; a case on the nil
+// channel is never ready; on_default makes select non-blocking. A send case on
+// a closed channel throws closed_channel_error, as Go panics.
+//
+// A case refers to its channel without owning it: keep the channel alive while
+// the case is in use (a select_case, the dynamic form's type-erased case, does
+// own a reference, so it may be kept and reused in later selects).
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "gofer/chan.hpp"
+#include "gofer/detail/chan/select_impl.hpp"
+
+namespace gofer {
+
+namespace detail {
+
+struct no_handler {
+  void operator()() const noexcept {}
+};
+
+template <class T, class F>
+class recv_case {
+ public:
+  recv_case(chan_state<T>* c, F f) : c_(c), f_(std::move(f)) {}
+  case_desc describe() noexcept {
+    slot_.reset();
+    return {case_kind::recv, c_, &slot_, 0};
+  }
+  void run(const select_result&) {
+    if constexpr (std::is_invocable_v<F&, std::optional<T>>) {
+      f_(std::move(slot_));
+    } else {
+      static_assert(std::is_invocable_v<F&>,
+                    "on_recv handler must be callable as f() or f(std::optional<T>)");
+      f_();
+    }
+  }
+  chan_base* channel() const noexcept { return c_; }
+
+ private:
+  chan_state<T>* c_;
+  F f_;
+  std::optional<T> slot_;
+};
+
+template <class T, class F>
+class send_case {
+ public:
+  send_case(chan_state<T>* c, T v, F f) : c_(c), value_(std::move(v)), f_(std::move(f)) {}
+  case_desc describe() noexcept { return {case_kind::send, c_, &value_, 0}; }
+  void run(const select_result&) {
+    static_assert(std::is_invocable_v<F&>, "on_send handler must be callable as f()");
+    f_();
+  }
+  chan_base* channel() const noexcept { return c_; }
+  // The value still to send (moved from once a select delivered it).
+  T& value() noexcept { return value_; }
+
+ private:
+  chan_state<T>* c_;
+  T value_;
+  F f_;
+};
+
+template <class F>
+class default_case {
+ public:
+  explicit default_case(F f) : f_(std::move(f)) {}
+  case_desc describe() noexcept { return {case_kind::fallback, nullptr, nullptr, 0}; }
+  void run(const select_result&) { f_(); }
+  chan_base* channel() const noexcept { return nullptr; }
+
+ private:
+  F f_;
+};
+
+template <class F>
+class timeout_case {
+ public:
+  timeout_case(std::int64_t ns, F f) : ns_(ns), f_(std::move(f)) {}
+  case_desc describe() noexcept { return {case_kind::timeout, nullptr, nullptr, ns_}; }
+  void run(const select_result&) { f_(); }
+  chan_base* channel() const noexcept { return nullptr; }
+
+ private:
+  std::int64_t ns_;
+  F f_;
+};
+
+template <class C>
+struct is_case : std::false_type {};
+template <class T, class F>
+struct is_case<recv_case<T, F>> : std::true_type {};
+template <class T, class F>
+struct is_case<send_case<T, F>> : std::true_type {};
+template <class F>
+struct is_case<default_case<F>> : std::true_type {};
+template <class F>
+struct is_case<timeout_case<F>> : std::true_type {};
+
+template <class Rep, class Period>
+std::int64_t duration_ns(std::chrono::duration<Rep, Period> d) noexcept {
+  auto ns = std::chrono::duration_cast<std::chrono::duration<double, std::nano>>(d).count();
+  if (ns <= 0) return 0;
+  if (ns >= 9.2e18) return never;
+  return static_cast<std::int64_t>(ns);
+}
+
+}  // namespace detail
+
+// case v, ok := <-ch: f() or f(std::optional<T>) (std::nullopt: closed).
+template <class T, class F = detail::no_handler>
+detail::recv_case<T, F> on_recv(const chan<T>& ch, F f = {}) {
+  return {ch.detail_state(), std::move(f)};
+}
+template <class T, class F = detail::no_handler>
+detail::recv_case<T, F> on_recv(const recv_chan<T>& ch, F f = {}) {
+  return {ch.detail_state(), std::move(f)};
+}
+
+// case ch <- v: f() once v is delivered. v converts to T.
+template <class T, class F = detail::no_handler>
+detail::send_case<T, F> on_send(const chan<T>& ch, std::type_identity_t<T> v, F f = {}) {
+  return {ch.detail_state(), std::move(v), std::move(f)};
+}
+template <class T, class F = detail::no_handler>
+detail::send_case<T, F> on_send(const send_chan<T>& ch, std::type_identity_t<T> v, F f = {}) {
+  return {ch.detail_state(), std::move(v), std::move(f)};
+}
+
+// default: taken when no other case is ready; select then never blocks.
+template <class F = detail::no_handler>
+detail::default_case<F> on_default(F f = {}) {
+  return detail::default_case<F>(std::move(f));
+}
+
+// case <-time.After(d): taken when no other case got ready within d.
+template <class Rep, class Period, class F = detail::no_handler>
+detail::timeout_case<F> on_timeout(std::chrono::duration<Rep, Period> d, F f = {}) {
+  return {detail::duration_ns(d), std::move(f)};
+}
+
+// A case of any kind, type-erased, for the dynamic form (Go's reflect.Select).
+// Owns a reference to its channel, and may be reused in later selects.
+class select_case {
+ public:
+  template <class C>
+    requires detail::is_case<std::remove_cvref_t<C>>::value
+  select_case(C&& c) : p_(std::make_unique<holder<std::remove_cvref_t<C>>>(std::forward<C>(c))) {}
+
+  select_case(select_case&&) noexcept = default;
+  select_case& operator=(select_case&&) noexcept = default;
+
+  detail::case_desc describe() { return p_->describe(); }
+  void run(const detail::select_result& r) { p_->run(r); }
+
+ private:
+  struct base {
+    virtual ~base() = default;
+    virtual detail::case_desc describe() = 0;
+    virtual void run(const detail::select_result&) = 0;
+  };
+  template <class C>
+  struct holder final : base {
+    explicit holder(C c) : c_(std::move(c)) {
+      if (detail::chan_base* ch = c_.channel()) ch->retain();
+    }
+    ~holder() override {
+      if (detail::chan_base* ch = c_.channel()) ch->release();
+    }
+    detail::case_desc describe() override { return c_.describe(); }
+    void run(const detail::select_result& r) override { c_.run(r); }
+    C c_;
+  };
+  std::unique_ptr<base> p_;
+};
+
+namespace detail {
+template <>
+struct is_case<select_case> : std::true_type {};
+}  // namespace detail
+
+// Blocks until one case can proceed, runs its handler, returns its index.
+template <class... Cases>
+  requires(sizeof...(Cases) > 0 && (detail::is_case<std::remove_cvref_t<Cases>>::value && ...))
+std::size_t select(Cases&&... cases) {
+  constexpr std::size_t n = sizeof...(Cases);
+  static_assert(n < 65536, "too many select cases");
+  detail::case_desc descs[n] = {cases.describe()...};
+  std::array<std::uint16_t, n> order;
+  std::array<std::uint16_t, n> locks;
+  std::array<detail::chan_waiter, n> waiters;
+  const detail::select_result r = detail::select_run(descs, n, {order, locks, waiters});
+  std::size_t i = 0;
+  ((i++ == r.index ? (cases.run(r), 0) : 0), ...);
+  return r.index;
+}
+
+// The dynamic form: the cases are chosen at run time.
+inline std::size_t select(std::span<select_case> cases) {
+  const std::size_t n = cases.size();
+  if (n >= 65536) throw std::length_error("gofer: too many select cases");
+  constexpr std::size_t small = 8;
+  std::array<detail::case_desc, small> descs_small;
+  std::array<std::uint16_t, 2 * small> idx_small;
+  std::array<detail::chan_waiter, small> waiters_small;
+  std::vector<detail::case_desc> descs_big;
+  std::vector<std::uint16_t> idx_big;
+  std::vector<detail::chan_waiter> waiters_big;
+  std::span<detail::case_desc> descs(descs_small.data(), n);
+  std::span<std::uint16_t> idx(idx_small.data(), 2 * n);
+  std::span<detail::chan_waiter> waiters(waiters_small.data(), n);
+  if (n > small) {
+    descs_big.resize(n);
+    idx_big.resize(2 * n);
+    waiters_big.resize(n);
+    descs = descs_big;
+    idx = idx_big;
+    waiters = waiters_big;
+  }
+  if (n == 0) detail::block_forever(detail::wait_reason::select_no_cases);
+  for (std::size_t i = 0; i < n; ++i) descs[i] = cases[i].describe();
+  const detail::select_result r =
+      detail::select_run(descs.data(), n, {idx.first(n), idx.subspan(n, n), waiters});
+  cases[r.index].run(r);
+  return r.index;
+}
+
+}  // namespace gofer

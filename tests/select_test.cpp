@@ -1,0 +1,355 @@
+// gofer::select: ready, blocking, default, timeout, nil and closed cases, the
+// same channel in several cases, uniform choice, the dynamic form, threads.
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <gofer/gofer.hpp>
+
+#include "support/runtime_fixture.hpp"
+
+using namespace std::chrono_literals;
+
+TEST_CASE("select takes the ready case and runs only its handler", "[select]") {
+  gofer::chan<int> a(1);
+  gofer::chan<int> b(1);
+  b.send(9);
+  int got_a = 0;
+  std::optional<int> got_b;
+  auto i = gofer::select(gofer::on_recv(a, [&](std::optional<int> v) { got_a = *v; }),
+                         gofer::on_recv(b, [&](std::optional<int> v) { got_b = v; }));
+  CHECK(i == 1);
+  CHECK(got_a == 0);
+  CHECK(got_b == 9);
+  bool sent = false;
+  i = gofer::select(gofer::on_recv(b), gofer::on_send(a, 3, [&] { sent = true; }));
+  CHECK(i == 1);
+  CHECK(sent);
+  CHECK(a.recv() == 3);
+}
+
+TEST_CASE("select with a default never blocks", "[select]") {
+  gofer::chan<int> c;
+  gofer::chan<int> d(1);
+  bool dflt = false;
+  CHECK(gofer::select(gofer::on_recv(c), gofer::on_default([&] { dflt = true; })) == 1);
+  CHECK(dflt);
+  CHECK(gofer::select(gofer::on_send(c, 1), gofer::on_default()) == 1);
+  CHECK(gofer::select(gofer::on_recv(c), gofer::on_recv(d), gofer::on_default()) == 2);
+  CHECK(gofer::select(gofer::on_send(d, 1), gofer::on_default()) == 0);
+  CHECK(gofer::select(gofer::on_send(d, 2), gofer::on_send(c, 2), gofer::on_default()) == 2);
+  CHECK(d.recv() == 1);
+}
+
+TEST_CASE("a receive case on a closed channel is ready with nullopt", "[select]") {
+  for (std::size_t cap : {0, 2}) {
+    gofer::chan<int> c(cap);
+    if (cap > 0) c.send(4);
+    c.close();
+    std::vector<std::optional<int>> seen;
+    auto handler = [&](std::optional<int> v) { seen.push_back(v); };
+    // With and without a default, with one case and with several.
+    gofer::chan<int> never;
+    gofer::select(gofer::on_recv(c, handler), gofer::on_default());
+    gofer::select(gofer::on_recv(c, handler), gofer::on_recv(never));
+    gofer::select(gofer::on_recv(c, handler));
+    if (cap > 0) {
+      REQUIRE(seen.size() == 3);
+      CHECK(seen[0] == 4);
+      CHECK(seen[1] == std::nullopt);
+    } else {
+      CHECK(seen == std::vector<std::optional<int>>(3, std::nullopt));
+    }
+  }
+}
+
+TEST_CASE("a send case on a closed channel throws", "[select]") {
+  gofer::chan<int> c(1);
+  c.close();
+  CHECK_THROWS_AS(gofer::select(gofer::on_send(c, 1), gofer::on_default()),
+                  gofer::closed_channel_error);
+  gofer::chan<int> other;
+  CHECK_THROWS_WITH(gofer::select(gofer::on_send(c, 1), gofer::on_recv(other)),
+                    "gofer: send on closed channel");
+}
+
+TEST_CASE("a blocked select wakes for a receive, a send, or a close", "[select]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::chan<int> in;
+    gofer::chan<int> out;
+    gofer::chan<int> quiet;
+    gofer::go([=] { in.send(1); });
+    std::optional<int> v;
+    CHECK(gofer::select(gofer::on_recv(quiet), gofer::on_recv(in, [&](auto x) { v = x; })) == 1);
+    CHECK(v == 1);
+
+    gofer::go([=] { out.recv(); });
+    CHECK(gofer::select(gofer::on_recv(quiet), gofer::on_send(out, 5)) == 1);
+
+    gofer::go([=] { quiet.close(); });
+    v = 0;
+    CHECK(gofer::select(gofer::on_send(out, 5), gofer::on_recv(quiet, [&](auto x) { v = x; })) == 1);
+    CHECK(v == std::nullopt);
+  });
+}
+
+TEST_CASE("a sender parked in a select is told of close by an exception", "[select]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::chan<int> c;
+    gofer::chan<int> quiet;
+    gofer::chan<bool> threw(1);
+    gofer::go([=] {
+      try {
+        gofer::select(gofer::on_send(c, 1), gofer::on_recv(quiet));
+        threw.send(false);
+      } catch (const gofer::closed_channel_error&) {
+        threw.send(true);
+      }
+    });
+    for (int i = 0; i < 10; ++i) gofer::this_fiber::yield();
+    c.close();
+    CHECK(threw.recv() == true);
+  });
+}
+
+TEST_CASE("nil cases are never ready", "[select]") {
+  gofer::chan<int> n(gofer::nil);
+  gofer::recv_chan<int> rn = gofer::nil;
+  gofer::send_chan<int> sn = gofer::nil;
+  CHECK(gofer::select(gofer::on_recv(n), gofer::on_send(sn, 1), gofer::on_recv(rn),
+                      gofer::on_default()) == 3);
+  CHECK(gofer::select(gofer::on_recv(n), gofer::on_timeout(1ms)) == 1);
+}
+
+TEST_CASE("on_timeout fires when nothing else does, and not when something does", "[select]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::chan<int> c;
+    auto t0 = std::chrono::steady_clock::now();
+    bool timed_out = false;
+    CHECK(gofer::select(gofer::on_recv(c), gofer::on_timeout(5ms, [&] { timed_out = true; })) == 1);
+    CHECK(timed_out);
+    CHECK(std::chrono::steady_clock::now() - t0 >= 5ms);
+    // Zero: taken at once when nothing is ready.
+    CHECK(gofer::select(gofer::on_recv(c), gofer::on_timeout(0ms)) == 1);
+    // A ready case beats a timeout of zero: the timeout is not ready yet.
+    gofer::chan<int> b(1);
+    b.send(1);
+    CHECK(gofer::select(gofer::on_recv(b), gofer::on_timeout(0ms)) == 0);
+    // A value that comes in time wins over a long timeout.
+    gofer::go([=] { c.send(2); });
+    CHECK(gofer::select(gofer::on_recv(c), gofer::on_timeout(10s)) == 0);
+    // Only a timeout: sleeps.
+    CHECK(gofer::select(gofer::on_timeout(1ms)) == 0);
+  });
+}
+
+TEST_CASE("the same channel in several cases: each is a separate chance", "[select]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::chan<int> c(1);
+    std::array<int, 3> hits{};
+    for (int i = 0; i < 300; ++i) {
+      // Empty buffer: only the sends are ready. Full: only the receive.
+      auto k = gofer::select(gofer::on_send(c, 1), gofer::on_recv(c), gofer::on_send(c, 2));
+      ++hits[k];
+      if (k == 1) continue;
+      CHECK(gofer::select(gofer::on_send(c, 3), gofer::on_recv(c), gofer::on_send(c, 4)) == 1);
+    }
+    CHECK(hits[1] == 0);
+    CHECK(hits[0] > 50);
+    CHECK(hits[2] > 50);
+    // Blocked on one channel in two receive cases: one value wakes it once.
+    gofer::chan<int> u;
+    gofer::go([=] { u.send(7); });
+    std::optional<int> a, b;
+    gofer::select(gofer::on_recv(u, [&](auto v) { a = v; }), gofer::on_recv(u, [&](auto v) { b = v; }));
+    CHECK(a.has_value() != b.has_value());
+    CHECK(u.try_recv() == std::nullopt);
+  });
+}
+
+// Chi-square critical values at p = 0.0001 for 1..7 degrees of freedom: a
+// fair select fails this about once in ten thousand runs.
+TEST_CASE("the choice among ready cases is uniform", "[select]") {
+  constexpr double critical[] = {0, 15.14, 18.42, 21.11, 23.51, 25.74, 27.86, 29.88};
+  gofer::test::for_each_sched([&](auto&&) {
+    for (std::size_t k = 2; k <= 8; ++k) {
+      INFO(k << " ready cases");
+      std::vector<gofer::chan<int>> cs;
+      for (std::size_t i = 0; i < k; ++i) {
+        cs.emplace_back(1);
+        cs.back().send(0);
+      }
+      std::vector<gofer::select_case> cases;
+      for (auto& c : cs) {
+        cases.emplace_back(gofer::on_recv(c, [c](std::optional<int>) { c.send(0); }));
+      }
+      const int trials = 400 * static_cast<int>(k);
+      std::vector<int> hits(k);
+      for (int t = 0; t < trials; ++t) ++hits[gofer::select(cases)];
+      const double expect = static_cast<double>(trials) / static_cast<double>(k);
+      double chi2 = 0;
+      for (int h : hits) chi2 += (h - expect) * (h - expect) / expect;
+      CHECK(chi2 < critical[k - 1]);
+    }
+    // The variadic form draws the same way.
+    gofer::chan<int> a(1), b(1);
+    a.send(0);
+    b.send(0);
+    int ha = 0;
+    for (int t = 0; t < 2000; ++t) {
+      if (gofer::select(gofer::on_recv(a, [&] { a.send(0); }), gofer::on_recv(b, [&] { b.send(0); })) == 0) ++ha;
+    }
+    const double chi2 = 2.0 * (ha - 1000.0) * (ha - 1000.0) / 1000.0;
+    CHECK(chi2 < critical[1]);
+  });
+}
+
+TEST_CASE("select_case: built at run time, kept, and reused (fan-in)", "[select]") {
+  gofer::test::for_each_sched([](auto&&) {
+    constexpr int producers = 5;
+    const int per = gofer::test::scaled(200);
+    std::vector<gofer::chan<int>> ins;
+    for (int p = 0; p < producers; ++p) {
+      ins.emplace_back();
+      gofer::go([c = ins.back(), per] {
+        for (int i = 1; i <= per; ++i) c.send(i);
+        c.close();
+      });
+    }
+    long sum = 0;
+    int open = producers;
+    std::vector<gofer::select_case> cases;
+    std::vector<bool> closed(producers);
+    for (int p = 0; p < producers; ++p) {
+      cases.emplace_back(gofer::on_recv(ins[p], [&, p](std::optional<int> v) {
+        if (v) {
+          sum += *v;
+        } else {
+          closed[p] = true;
+          --open;
+        }
+      }));
+    }
+    ins.clear();  // the cases keep the channels alive
+    while (open > 0) {
+      // A closed input is swapped for the nil channel, as Go code sets it to nil.
+      for (int p = 0; p < producers; ++p) {
+        if (closed[p]) cases[p] = gofer::on_recv(gofer::chan<int>(gofer::nil));
+      }
+      gofer::select(cases);
+    }
+    CHECK(sum == long{producers} * per * (per + 1) / 2);
+  });
+}
+
+TEST_CASE("a send case that loses keeps its value for a later select", "[select]") {
+  gofer::chan<std::unique_ptr<int>> c(1);
+  std::vector<gofer::select_case> cases;
+  cases.emplace_back(gofer::on_send(c, std::make_unique<int>(5)));
+  cases.emplace_back(gofer::on_default());
+  c.send(std::make_unique<int>(1));  // full: the send case cannot win
+  CHECK(gofer::select(cases) == 1);
+  CHECK(**c.recv() == 1);
+  CHECK(gofer::select(cases) == 0);
+  auto p = c.recv();
+  REQUIRE(p.has_value());
+  REQUIRE(*p != nullptr);
+  CHECK(**p == 5);
+}
+
+TEST_CASE("threads select too, blocking and with a timeout", "[select][thread]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::chan<int> c;
+    gofer::chan<int> quiet;
+    std::atomic<int> got{0};
+    std::atomic<std::size_t> timed{99};
+    std::thread t([&] {
+      gofer::select(gofer::on_recv(quiet), gofer::on_recv(c, [&](auto v) { got = *v; }));
+      timed = gofer::select(gofer::on_recv(quiet), gofer::on_timeout(2ms));
+    });
+    c.send(11);
+    CHECK(gofer::test::eventually([&] { return timed.load() != 99; }));
+    gofer::blocking([&] { t.join(); });
+    CHECK(got == 11);
+    CHECK(timed == 1);
+    // A fiber's select woken by a thread's send.
+    std::thread s([&] { c.send(12); });
+    std::optional<int> v;
+    gofer::select(gofer::on_recv(quiet), gofer::on_recv(c, [&](auto x) { v = x; }));
+    gofer::blocking([&] { s.join(); });
+    CHECK(v == 12);
+  });
+}
+
+TEST_CASE("selects racing over shared channels lose and duplicate nothing", "[select][stress]") {
+  gofer::test::for_each_sched([](auto&&) {
+    const int n = gofer::test::scaled(3000);
+    gofer::chan<int> a;
+    gofer::chan<int> b(4);
+    gofer::chan<long> sums(8);
+    constexpr int receivers = 4;
+    gofer::wait_group senders;
+    senders.add(2);
+    // Two senders, each selecting between the two channels for every value.
+    for (int s = 0; s < 2; ++s) {
+      gofer::go([=, &senders] {
+        for (int i = 1; i <= n; ++i) gofer::select(gofer::on_send(a, i), gofer::on_send(b, i));
+        senders.done();
+      });
+    }
+    gofer::chan<> stop;
+    for (int r = 0; r < receivers; ++r) {
+      gofer::go([=] {
+        long sum = 0;
+        bool a_open = true, b_open = true;
+        auto ra = a;
+        auto rb = b;
+        while (a_open || b_open) {
+          gofer::select(
+              gofer::on_recv(ra, [&](std::optional<int> v) {
+                if (v) sum += *v; else { a_open = false; ra = gofer::nil; }
+              }),
+              gofer::on_recv(rb, [&](std::optional<int> v) {
+                if (v) sum += *v; else { b_open = false; rb = gofer::nil; }
+              }));
+        }
+        sums.send(sum);
+      });
+    }
+    senders.wait();
+    a.close();
+    b.close();
+    long total = 0;
+    for (int r = 0; r < receivers; ++r) total += *sums.recv();
+    CHECK(total == 2L * n * (n + 1) / 2);
+  });
+}
+
+TEST_CASE("a blocked select uses no CPU", "[select]") {
+  gofer::run([] {
+    gofer::chan<int> a;
+    gofer::chan<int> b;
+    auto cpu = [] {
+      timespec ts;
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+      return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+    };
+    auto before = cpu();
+    auto wall0 = std::chrono::steady_clock::now();
+    gofer::select(gofer::on_recv(a), gofer::on_recv(b), gofer::on_timeout(300ms));
+    auto wall = std::chrono::steady_clock::now() - wall0;
+    auto used = cpu() - before;
+    INFO("cpu " << std::chrono::duration_cast<std::chrono::microseconds>(used).count() << " us over "
+                << std::chrono::duration_cast<std::chrono::microseconds>(wall).count() << " us");
+    CHECK(wall >= 300ms);
+    // A spinning select would use all 300 ms; parked, it uses next to none.
+    CHECK(used < 60ms);
+  }, {.procs = 2});
+}
