@@ -12,3 +12,4 @@
 #include "gofer/select.hpp"
 #include "gofer/sync/wait_group.hpp"
 #include "gofer/this_fiber.hpp"
+#include "gofer/time.hpp"

@@ -116,14 +116,6 @@ struct is_case<default_case<F>> : std::true_type {};
 template <class F>
 struct is_case<timeout_case<F>> : std::true_type {};
 
-template <class Rep, class Period>
-std::int64_t duration_ns(std::chrono::duration<Rep, Period> d) noexcept {
-  auto ns = std::chrono::duration_cast<std::chrono::duration<double, std::nano>>(d).count();
-  if (ns <= 0) return 0;
-  if (ns >= 9.2e18) return never;
-  return static_cast<std::int64_t>(ns);
-}
-
 }  // namespace detail
 
 // case v, ok := <-ch: f() or f(std::optional<T>) (std::nullopt: closed).

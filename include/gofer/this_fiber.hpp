@@ -51,13 +51,18 @@ inline std::int64_t deadline_after_ns(std::int64_t ns) noexcept {
   return now + ns;
 }
 
+// A duration in nanoseconds, clamped to [0, never].
+template <class Rep, class Period>
+std::int64_t duration_ns(std::chrono::duration<Rep, Period> d) noexcept {
+  auto ns = std::chrono::duration_cast<std::chrono::duration<double, std::nano>>(d).count();
+  if (ns <= 0) return 0;
+  if (ns >= static_cast<double>(never)) return never;
+  return static_cast<std::int64_t>(ns);
+}
+
 template <class Rep, class Period>
 std::int64_t deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
-  auto ns = std::chrono::duration_cast<std::chrono::duration<double, std::nano>>(d).count();
-  std::int64_t now = monotonic_ns();
-  if (ns <= 0) return now;
-  if (ns >= static_cast<double>(never - now)) return never - 1;
-  return now + static_cast<std::int64_t>(ns);
+  return deadline_after_ns(duration_ns(d));
 }
 
 }  // namespace gofer::detail

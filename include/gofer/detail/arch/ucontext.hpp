@@ -25,6 +25,26 @@
 
 #include "gofer/detail/config.hpp"
 
+// jump() must carry no ThreadSanitizer instrumentation at all, not even the
+// function entry/exit calls that keep TSan's per-fiber shadow call stack.
+// context.hpp switches TSan to the target fiber before calling jump(), so an
+// instrumented jump() would push its entry onto the target fiber's shadow
+// stack and pop its exit from whichever fiber swapcontext returns into. When
+// the compiler inlines jump() on one side of a switch and not on the other,
+// those no longer pair up: one fiber's shadow stack grows by a frame per
+// switch and the other's falls below its base, and TSan's runtime crashes
+// when it next copies that stack. GCC's no_sanitize("thread") drops the whole
+// TSan pass, entry/exit included; Clang keeps entry/exit under no_sanitize and
+// drops them only under disable_sanitizer_instrumentation.
+#if defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(disable_sanitizer_instrumentation)
+#define GOFER_UCONTEXT_NO_TSAN __attribute__((disable_sanitizer_instrumentation))
+#endif
+#endif
+#ifndef GOFER_UCONTEXT_NO_TSAN
+#define GOFER_UCONTEXT_NO_TSAN __attribute__((no_sanitize("thread")))
+#endif
+
 namespace gofer::detail::arch::ucontext {
 
 struct backend {
@@ -62,7 +82,12 @@ struct backend {
   // an address-taken local moves to a heap "fake frame", and exit_context tells
   // ASan to free the leaving context's fake frames before this swapcontext
   // writes into `here`.
-  __attribute__((no_sanitize_address)) static void jump(void** save_sp, void* to_sp) noexcept {
+  // Never inlined, and free of TSan instrumentation (see GOFER_UCONTEXT_NO_TSAN):
+  // between context.hpp's __tsan_switch_to_fiber and the stack switch nothing
+  // may touch TSan's state, so that every switch, on either side, leaves both
+  // fibers' shadow call stacks exactly as it found them.
+  __attribute__((no_sanitize_address, noinline)) GOFER_UCONTEXT_NO_TSAN static void jump(
+      void** save_sp, void* to_sp) noexcept {
     ucontext_t here;
     // ASan's swapcontext interceptor clears the shadow of the target's
     // uc_stack; this one is resumed only by a later jump, and must not name a

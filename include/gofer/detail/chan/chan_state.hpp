@@ -86,6 +86,8 @@ class chan_base {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
+  // How many handles refer to the channel (a ticker stops once it alone does).
+  std::uint32_t use_count() const noexcept { return refs_.load(std::memory_order_acquire); }
   std::size_t capacity() const noexcept { return cap_; }
   std::size_t size() const noexcept { return count_.load(std::memory_order_relaxed); }
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }

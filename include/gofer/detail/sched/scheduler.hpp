@@ -290,7 +290,7 @@ class runtime_impl {
     fiber* self = m->cur;
     check_stack(self);
     runtime_impl* rt = m->rt;
-    fiber* next = rt->stopping() ? nullptr : rt->next_local(m);
+    fiber* next = rt->stopping() ? nullptr : rt->next_local(m, act.kind == post_kind::park);
     m->post = act;
     arch::context* to = &m->g0;
     m->cur = next;
@@ -473,12 +473,21 @@ class runtime_impl {
 
   // The cheap part of finding work, usable on a fiber's stack: local queue and
   // global queue, plus this P's due timers.
-  fiber* next_local(machine* m) noexcept {
+  //
+  // A fiber that is parking still holds what its commit step will release
+  // (a channel's lock, say), and a timer callback may need exactly that (a
+  // timer delivering on that channel). So while parking, due timers are not
+  // run here: null sends the M through g0, where the commit runs first and
+  // find_runnable then runs the timers.
+  fiber* next_local(machine* m, bool parking = false) noexcept {
     processor* p = m->p;
     ++p->schedtick;
     if (p->timers.next_when() != never) {
       p->clock_ns = monotonic_ns();
-      p->timers.run_expired(p->clock_ns);
+      if (p->timers.next_when() <= p->clock_ns) {
+        if (parking) return nullptr;
+        p->timers.run_expired(p->clock_ns);
+      }
     }
     if (p->schedtick % 61 == 0) {
       p->clock_ns = monotonic_ns();

@@ -52,6 +52,18 @@ struct timer_node {
 
 class timer_heap {
  public:
+  timer_heap() = default;
+  timer_heap(const timer_heap&) = delete;
+  timer_heap& operator=(const timer_heap&) = delete;
+  // Timers still pending when their runtime goes away never fire; they are
+  // left in no heap, so stopping one later is a harmless no-op.
+  ~timer_heap() {
+    for (timer_node* t : heap_) {
+      t->heap.store(nullptr, std::memory_order_release);
+      t->index = -1;
+    }
+  }
+
   // Returns true when t became the earliest timer (the caller may need to wake
   // an M that sleeps until a later deadline).
   bool add(timer_node* t) noexcept {

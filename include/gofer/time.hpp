@@ -1,0 +1,270 @@
+// Timers and tickers that deliver on channels, as Go's time package:
+// after (time.After), tick (time.Tick), timer (time.NewTimer), ticker
+// (time.NewTicker) and after_func (time.AfterFunc).
+//
+// They run on the timer heap of a runtime's P: the calling fiber's runtime, or
+// the default runtime when called from a plain thread. An idle runtime sleeps
+// until its earliest timer, so a pending timer costs no CPU.
+//
+// Go 1.23's semantics: the channel of a timer or ticker holds at most one
+// value, and after stop() or reset() returns no value from before the call is
+// received (stop and reset drain the channel, and a firing that lost the race
+// with them is dropped). A timer or ticker that is destroyed keeps running, as
+// in Go; a ticker that nothing can receive from any more stops by itself.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+#include "gofer/chan.hpp"
+#include "gofer/go.hpp"
+#include "gofer/runtime.hpp"
+#include "gofer/this_fiber.hpp"
+
+namespace gofer {
+
+using steady_time = std::chrono::steady_clock::time_point;
+
+namespace detail {
+
+// What a timer runs instead of sending, for after_func. Called once per firing,
+// each time in a fiber of its own.
+struct timer_func {
+  virtual ~timer_func() = default;
+  virtual void call() = 0;
+};
+
+// A timer's state, shared by the user's handles and (while it is armed) the
+// timer heap, which holds one reference of its own.
+//
+// Under mu: active (armed and not yet fired or stopped), period, when, and the
+// arming itself. A firing takes mu and does nothing unless the timer is still
+// active and has not been armed again since this firing was taken off the
+// heap (then it is back in a heap, and that later firing is the one that
+// counts).
+class chan_timer final : public timer_node {
+ public:
+  chan_timer(runtime_impl* rt, std::int64_t period, std::unique_ptr<timer_func> func)
+      : rt_(rt), period_(period), func_(std::move(func)), c_(1) {
+    fire = &chan_timer::on_fire;
+  }
+
+  void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  recv_chan<steady_time> channel() const noexcept { return c_; }
+
+  // Arms the timer to fire `after_ns` from now (and then every period).
+  void start(std::int64_t after_ns) {
+    std::lock_guard lk(mu_);
+    arm(deadline_after_ns(after_ns));
+  }
+
+  // Disarms; true if this prevented a firing, or discarded a value nobody had
+  // received yet (Go 1.23's Stop).
+  bool stop() {
+    bool stopped;
+    bool removed;
+    {
+      std::lock_guard lk(mu_);
+      stopped = active_;
+      active_ = false;
+      removed = timer_heap::remove(this);
+      if (!func_ && c_.try_recv().has_value()) stopped = true;
+    }
+    if (removed) release();  // the heap's reference
+    return stopped;
+  }
+
+  // stop(), then arm again to fire `after_ns` from now, with a new period if
+  // `period` is not negative.
+  bool reset(std::int64_t after_ns, std::int64_t period) {
+    bool stopped;
+    {
+      std::lock_guard lk(mu_);
+      stopped = active_;
+      active_ = false;
+      if (timer_heap::remove(this)) release();
+      if (!func_ && c_.try_recv().has_value()) stopped = true;
+      if (period >= 0) period_ = period;
+      arm(deadline_after_ns(after_ns));
+    }
+    return stopped;
+  }
+
+ private:
+  ~chan_timer() = default;
+
+  // With mu held and the timer in no heap.
+  void arm(std::int64_t when) {
+    this->when = when;
+    active_ = true;
+    retain();  // for the heap
+    rt_->add_timer(this);
+  }
+
+  static void on_fire(timer_node* n) {
+    auto* t = static_cast<chan_timer*>(n);
+    bool rearmed = false;
+    {
+      std::lock_guard lk(t->mu_);
+      if (t->active_ && t->heap.load(std::memory_order_acquire) == nullptr) {
+        const std::int64_t now = monotonic_ns();
+        if (t->period_ > 0 && !t->unobserved()) {
+          // The next tick keeps the schedule; after a long stall it skips the
+          // ticks that were missed rather than firing them in a burst.
+          std::int64_t next = t->when + t->period_;
+          if (next <= now) next = now + t->period_;
+          t->arm(next);
+          rearmed = true;
+        } else {
+          t->active_ = false;
+        }
+        if (t->func_) {
+          t->retain();
+          t->rt_->spawn(
+              [t] {
+                t->func_->call();
+                t->release();
+              },
+              runtime_impl::spawn_args{.name = "after_func"});
+        } else {
+          // Full (nobody received the last tick): dropped, as Go's ticker does.
+          t->c_.try_send(steady_time(std::chrono::nanoseconds(now)));
+        }
+      }
+    }
+    (void)rearmed;
+    t->release();  // the reference of the heap this firing was taken from
+  }
+
+  // A ticker nobody can stop or receive from: only the heap and the ticker's
+  // own channel handle are left.
+  bool unobserved() const noexcept {
+    return refs_.load(std::memory_order_acquire) == 1 &&
+           c_.detail_state()->use_count() == 1;
+  }
+
+  std::atomic<std::uint32_t> refs_{1};
+  spinlock mu_;
+  runtime_impl* rt_;
+  bool active_ = false;     // guarded by mu_
+  std::int64_t period_;     // guarded by mu_; 0 for a one-shot timer
+  std::unique_ptr<timer_func> func_;
+  chan<steady_time> c_;
+};
+
+inline runtime_impl* timer_runtime() { return runtime_for_go(); }
+
+class timer_handle {
+ public:
+  explicit timer_handle(chan_timer* t) noexcept : t_(t) {}
+  timer_handle(const timer_handle& o) noexcept : t_(o.t_) { t_->retain(); }
+  timer_handle& operator=(const timer_handle& o) noexcept {
+    timer_handle copy(o);
+    std::swap(t_, copy.t_);
+    return *this;
+  }
+  ~timer_handle() { t_->release(); }
+  chan_timer* operator->() const noexcept { return t_; }
+
+ private:
+  chan_timer* t_;
+};
+
+}  // namespace detail
+
+// time.Timer: delivers the time once on c(), after the duration.
+class timer {
+ public:
+  template <class Rep, class Period>
+  explicit timer(std::chrono::duration<Rep, Period> d)
+      : t_(new detail::chan_timer(detail::timer_runtime(), 0, nullptr)) {
+    t_->start(detail::duration_ns(d));
+  }
+
+  recv_chan<steady_time> c() const noexcept { return t_->channel(); }
+  // Prevents the timer from firing. True if it was still pending (or had
+  // fired but its value was not yet received: that value is discarded).
+  bool stop() { return t_->stop(); }
+  // Stops it, then arms it to fire after d. Returns what stop() would have.
+  template <class Rep, class Period>
+  bool reset(std::chrono::duration<Rep, Period> d) {
+    return t_->reset(detail::duration_ns(d), -1);
+  }
+
+ private:
+  template <class F>
+  friend timer after_func_impl(std::int64_t, F&&);
+  explicit timer(detail::chan_timer* t) noexcept : t_(t) {}
+  detail::timer_handle t_;
+};
+
+// time.Ticker: delivers the time on c() every period; a slow receiver misses
+// ticks rather than queueing them.
+class ticker {
+ public:
+  template <class Rep, class Period>
+  explicit ticker(std::chrono::duration<Rep, Period> d)
+      : t_(new detail::chan_timer(detail::timer_runtime(), check_period(d), nullptr)) {
+    t_->start(detail::duration_ns(d));
+  }
+
+  recv_chan<steady_time> c() const noexcept { return t_->channel(); }
+  void stop() { t_->stop(); }
+  template <class Rep, class Period>
+  void reset(std::chrono::duration<Rep, Period> d) {
+    const std::int64_t p = check_period(d);
+    t_->reset(p, p);
+  }
+
+ private:
+  template <class Rep, class Period>
+  static std::int64_t check_period(std::chrono::duration<Rep, Period> d) {
+    const std::int64_t p = detail::duration_ns(d);
+    if (p <= 0) throw std::invalid_argument("gofer: non-positive interval for ticker");
+    return p;
+  }
+  detail::timer_handle t_;
+};
+
+// time.After: a channel that receives the time once, after d.
+template <class Rep, class Period>
+recv_chan<steady_time> after(std::chrono::duration<Rep, Period> d) {
+  return timer(d).c();
+}
+
+// time.Tick: a channel that receives the time every d, for good (it stops
+// once nothing holds the channel).
+template <class Rep, class Period>
+recv_chan<steady_time> tick(std::chrono::duration<Rep, Period> d) {
+  return ticker(d).c();
+}
+
+template <class F>
+timer after_func_impl(std::int64_t ns, F&& f) {
+  struct holder final : detail::timer_func {
+    explicit holder(F&& g) : fn(std::forward<F>(g)) {}
+    void call() override { fn(); }
+    std::decay_t<F> fn;
+  };
+  auto* t = new detail::chan_timer(detail::timer_runtime(), 0,
+                                   std::make_unique<holder>(std::forward<F>(f)));
+  t->start(ns);
+  return timer(t);
+}
+
+// time.AfterFunc: runs f in a fiber of its own after d. stop() before then
+// prevents it; the returned timer's c() never receives anything.
+template <class Rep, class Period, class F>
+timer after_func(std::chrono::duration<Rep, Period> d, F&& f) {
+  return after_func_impl(detail::duration_ns(d), std::forward<F>(f));
+}
+
+}  // namespace gofer
