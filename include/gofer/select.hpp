@@ -54,6 +54,7 @@ class recv_case {
     }
   }
   chan_base* channel() const noexcept { return c_; }
+  static constexpr case_kind describe_kind() noexcept { return case_kind::recv; }
 
  private:
   chan_state<T>* c_;
@@ -71,6 +72,7 @@ class send_case {
     f_();
   }
   chan_base* channel() const noexcept { return c_; }
+  static constexpr case_kind describe_kind() noexcept { return case_kind::send; }
   // The value still to send (moved from once a select delivered it).
   T& value() noexcept { return value_; }
 
@@ -188,6 +190,33 @@ class select_case {
 namespace detail {
 template <>
 struct is_case<select_case> : std::true_type {};
+
+template <class C>
+struct is_default_case : std::false_type {};
+template <class F>
+struct is_default_case<default_case<F>> : std::true_type {};
+template <class C>
+struct is_chan_case : std::false_type {};
+template <class T, class F>
+struct is_chan_case<recv_case<T, F>> : std::true_type {};
+template <class T, class F>
+struct is_chan_case<send_case<T, F>> : std::true_type {};
+
+// One channel case and a default (Go's selectnbrecv / selectnbsend): when the
+// channel is certainly not ready, take the default without touching a lock
+// or building the general select. True if it did.
+template <class C, class D>
+bool default_if_not_ready(C& c, D& d) {
+  const chan_base* ch = c.channel();
+  const bool not_ready = ch == nullptr ||
+                         (c.describe_kind() == case_kind::recv ? ch->recv_would_block()
+                                                               : ch->send_would_block());
+  // closed is read after readiness, as in chan.go: open at the later read
+  // means open and not ready at the earlier one.
+  if (!not_ready || (ch != nullptr && ch->closed())) return false;
+  d.run(select_result{0, false});
+  return true;
+}
 }  // namespace detail
 
 // Blocks until one case can proceed, runs its handler, returns its index.
@@ -196,11 +225,21 @@ template <class... Cases>
 std::size_t select(Cases&&... cases) {
   constexpr std::size_t n = sizeof...(Cases);
   static_assert(n < 65536, "too many select cases");
+  if constexpr (n == 2) {
+    auto&& [c0, c1] = std::forward_as_tuple(cases...);
+    using C0 = std::remove_cvref_t<decltype(c0)>;
+    using C1 = std::remove_cvref_t<decltype(c1)>;
+    if constexpr (detail::is_chan_case<C0>::value && detail::is_default_case<C1>::value) {
+      if (detail::default_if_not_ready(c0, c1)) return 1;
+    } else if constexpr (detail::is_default_case<C0>::value && detail::is_chan_case<C1>::value) {
+      if (detail::default_if_not_ready(c1, c0)) return 0;
+    }
+  }
   detail::case_desc descs[n] = {cases.describe()...};
   std::array<std::uint16_t, n> order;
   std::array<std::uint16_t, n> locks;
-  std::array<detail::chan_waiter, n> waiters;
-  const detail::select_result r = detail::select_run(descs, n, {order, locks, waiters});
+  detail::waiter_storage<n> waiters;
+  const detail::select_result r = detail::select_run(descs, n, {order, locks, waiters.bytes});
   std::size_t i = 0;
   ((i++ == r.index ? (cases.run(r), 0) : 0), ...);
   return r.index;
@@ -213,20 +252,20 @@ inline std::size_t select(std::span<select_case> cases) {
   constexpr std::size_t small = 8;
   std::array<detail::case_desc, small> descs_small;
   std::array<std::uint16_t, 2 * small> idx_small;
-  std::array<detail::chan_waiter, small> waiters_small;
+  detail::waiter_storage<small> waiters_small;
   std::vector<detail::case_desc> descs_big;
   std::vector<std::uint16_t> idx_big;
-  std::vector<detail::chan_waiter> waiters_big;
+  std::unique_ptr<detail::waiter_storage<1>[]> waiters_big;
   std::span<detail::case_desc> descs(descs_small.data(), n);
   std::span<std::uint16_t> idx(idx_small.data(), 2 * n);
-  std::span<detail::chan_waiter> waiters(waiters_small.data(), n);
+  void* waiters = waiters_small.bytes;
   if (n > small) {
     descs_big.resize(n);
     idx_big.resize(2 * n);
-    waiters_big.resize(n);
+    waiters_big = std::make_unique_for_overwrite<detail::waiter_storage<1>[]>(n);
     descs = descs_big;
     idx = idx_big;
-    waiters = waiters_big;
+    waiters = waiters_big.get();
   }
   if (n == 0) detail::block_forever(detail::wait_reason::select_no_cases);
   for (std::size_t i = 0; i < n; ++i) descs[i] = cases[i].describe();

@@ -25,6 +25,7 @@
 #include <mutex>
 #include <span>
 #include <thread>
+#include <type_traits>
 
 #include "gofer/detail/chan/chan_ops.hpp"
 #include "gofer/detail/chan/chan_state.hpp"
@@ -49,12 +50,20 @@ struct select_result {
   bool got;  // a receive: a value (false: closed and drained)
 };
 
-// Scratch space for one select over n cases.
+// Scratch space for one select over n cases. The waiters' storage is raw:
+// they are constructed only if the select blocks, so a select that does not
+// (the common case, and the whole point of a default) pays nothing for them.
 struct select_scratch {
-  std::span<std::uint16_t> order;   // n
-  std::span<std::uint16_t> locks;   // n
-  std::span<chan_waiter> waiters;   // n
+  std::span<std::uint16_t> order;  // n
+  std::span<std::uint16_t> locks;  // n
+  void* waiters;                   // room for n chan_waiters
 };
+
+template <std::size_t N>
+struct waiter_storage {
+  alignas(chan_waiter) unsigned char bytes[N * sizeof(chan_waiter)];
+};
+static_assert(std::is_trivially_destructible_v<chan_waiter>);
 
 inline fast_rand& select_rng() noexcept {
   if (machine* m = current_machine(); m != nullptr && m->p != nullptr) return m->p->rng;
@@ -203,10 +212,10 @@ inline select_result select_run(const case_desc* cs, std::size_t n, select_scrat
   // Block on every case at once.
   chan_sync sync;
   sync.is_select = true;
-  auto ws = s.waiters.first(npoll);
+  std::span<chan_waiter> ws(static_cast<chan_waiter*>(s.waiters), npoll);
   for (std::size_t k = 0; k < npoll; ++k) {
     const case_desc& d = cs[locks[k]];
-    chan_waiter& w = ws[k];
+    chan_waiter& w = *::new (static_cast<void*>(&ws[k])) chan_waiter;
     w.sync = &sync;
     w.c = d.c;
     w.elem = d.elem;
