@@ -72,6 +72,7 @@ bool park_unlock(Lock& lock, wait_reason reason) noexcept {
 // In the randomised mode, sometimes yields before a blocking operation, so
 // tests see the operation's other interleavings. Call it before taking locks.
 inline void maybe_yield_randomly() noexcept {
+  if (randomised_runtimes.load(std::memory_order_relaxed) == 0) return;
   machine* m = current_machine();
   if (m == nullptr || m->cur == nullptr || !m->rt->config().random.enabled()) return;
   if (m->p->rng.below(4) == 0) runtime_impl::yield();

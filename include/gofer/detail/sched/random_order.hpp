@@ -6,10 +6,15 @@
 // procs = 1; with more Ps the OS still interleaves the threads).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 
 namespace gofer::detail {
+
+// How many runtimes of the process run in the randomised mode: while none
+// does, the extra yields at blocking points cost one load and no more.
+inline std::atomic<int> randomised_runtimes{0};
 
 struct sched_randomizer {
   std::uint64_t seed = 0;  // 0 = off

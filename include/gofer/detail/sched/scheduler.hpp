@@ -111,6 +111,7 @@ class runtime_impl {
       : cfg_(cfg),
         serial_(next_runtime_serial.fetch_add(1, std::memory_order_relaxed)),
         slabs_(cfg.stack_size, cfg.guard_pages) {
+    if (cfg_.random.enabled()) randomised_runtimes.fetch_add(1, std::memory_order_relaxed);
     if (cfg_.procs == 0) cfg_.procs = 1;
     running_fiber_hook = []() noexcept -> fiber* {
       machine* m = tls_machine;  // in a signal handler: no switch can intervene
@@ -154,6 +155,7 @@ class runtime_impl {
   // (a wait_group it waits on, done() from a thread) is undefined.
   ~runtime_impl() {
     stop();
+    if (cfg_.random.enabled()) randomised_runtimes.fetch_sub(1, std::memory_order_relaxed);
     while (outside_wakers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     {
       std::lock_guard lk(runtime_registry_mu);
