@@ -47,6 +47,13 @@ GO_BENCHMARKS = {
     "sleep_1ms": "BenchmarkSleep1ms",
     "parked_fibers": "BenchmarkParkedFibers",
     "idle_cpu": "BenchmarkIdleCPU",
+    "chan_pingpong": "BenchmarkChanPingpong",
+    "chan_buffered_1p1c": "BenchmarkChanBuffered1p1c",
+    "chan_buffered_4p4c": "BenchmarkChanBuffered4p4c",
+    "stream_4p4c": "BenchmarkStream4p4c",
+    "select2_unbuffered": "BenchmarkSelect2Unbuffered",
+    "select_default_empty": "BenchmarkSelectDefaultEmpty",
+    "select_after0": "BenchmarkSelectAfter0",
 }
 
 # The figures each workload is judged by; every one is lower-is-better.
@@ -58,6 +65,13 @@ METRICS = {
     "sleep_1ms": ["mean_us", "p50_us", "p99_us"],
     "parked_fibers": ["spawn_s", "KiB_per_fiber", "exit_s"],
     "idle_cpu": ["cpu_pct"],
+    "chan_pingpong": ["ns_per_roundtrip"],
+    "chan_buffered_1p1c": ["ns_per_msg"],
+    "chan_buffered_4p4c": ["ns_per_msg"],
+    "stream_4p4c": ["ns_per_msg"],
+    "select2_unbuffered": ["ns_per_select"],
+    "select_default_empty": ["ns_per_select"],
+    "select_after0": ["ns_per_select"],
 }
 NOT_FIGURES = {"samples"}
 # Fields of Google Benchmark's JSON that are not user counters.
@@ -311,6 +325,12 @@ def checks(medians, keys, errors):
     c = m("idle_cpu/procs:2", "gofer", "cpu_pct")
     add("idle_cpu/procs:2 cpu_pct", None if c is None else f"{c:.2f} %", "< 1.00 %",
         c is not None and c < 1.0, ("idle_cpu/procs:2", "gofer"))
+    at_most("chan_pingpong/procs:1", "ns_per_roundtrip", "ns", 40, "{:.1f}")
+    at_most("chan_buffered_1p1c/procs:1", "ns_per_msg", "ns", 10, "{:.1f}")
+    at_most("chan_buffered_4p4c/procs:2", "ns_per_msg", "ns", 15, "{:.1f}")
+    at_most("select2_unbuffered/procs:1", "ns_per_select", "ns", 50, "{:.1f}")
+    at_most("select_default_empty/procs:1", "ns_per_select", "ns", 3, "{:.2f}")
+    at_most("select_after0/procs:1", "ns_per_select", "ns", 150, "{:.1f}")
     return out
 
 

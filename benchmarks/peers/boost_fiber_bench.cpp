@@ -1,8 +1,11 @@
 // The same workloads on Boost.Fiber with its defaults: the round-robin
 // scheduler of the calling thread (one thread, hence procs:1 only) and the
 // default stack allocator, which is what a program that does not tune gets.
+// Boost.Fiber has channels but no select, so the select workloads have no twin
+// here.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -74,5 +77,109 @@ void sleep_1ms(benchmark::State& state) {
   gofer_bench::report_distribution_us(state, std::move(took));
 }
 BENCHMARK(sleep_1ms)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
+
+using boost::fibers::channel_op_status;
+
+// Two fibers bounce an int over two unbuffered channels: one iteration is a
+// push and a pop each way.
+void chan_pingpong(benchmark::State& state) {
+  boost::fibers::unbuffered_channel<int> ping;
+  boost::fibers::unbuffered_channel<int> pong;
+  boost::fibers::fiber partner([&] {
+    int v;
+    while (ping.pop(v) == channel_op_status::success) pong.push(v);
+  });
+
+  int i = 0;
+  int back;
+  const auto t0 = gofer_bench::steady::now();
+  for (auto _ : state) {
+    ping.push(i++);
+    pong.pop(back);
+    benchmark::DoNotOptimize(back);
+  }
+  const double elapsed = gofer_bench::ns_since(t0);
+
+  ping.close();
+  partner.join();
+  gofer_bench::report_per_unit(state, "ns_per_roundtrip", elapsed,
+                               static_cast<double>(state.iterations()));
+}
+BENCHMARK(chan_pingpong)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
+
+// buffered_channel keeps one slot of its ring empty, so a capacity of 128
+// (it must be a power of two) buffers 127 values: the nearest it gets to
+// gofer's and Go's 128.
+constexpr std::size_t buffer = 128;
+
+void chan_buffered_1p1c(benchmark::State& state) {
+  boost::fibers::buffered_channel<int> c(buffer);
+  std::int64_t received = 0;
+  boost::fibers::fiber consumer([&] {
+    int v;
+    while (c.pop(v) == channel_op_status::success) {
+      benchmark::DoNotOptimize(v);
+      ++received;
+    }
+  });
+
+  int i = 0;
+  const auto t0 = gofer_bench::steady::now();
+  for (auto _ : state) c.push(i++);
+  c.close();
+  consumer.join();
+  const double elapsed = gofer_bench::ns_since(t0);
+
+  if (received != state.iterations()) {
+    state.SkipWithError("the consumer did not receive every message");
+    return;
+  }
+  gofer_bench::report_per_unit(state, "ns_per_msg", elapsed, static_cast<double>(received));
+}
+BENCHMARK(chan_buffered_1p1c)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
+
+// n values split among the producers, the whole run one batch, as in gofer's.
+void many_to_many(benchmark::State& state, int producers, int consumers) {
+  const std::int64_t n = state.max_iterations;
+  std::int64_t received = 0;
+  double elapsed = 0;
+  while (state.KeepRunningBatch(n)) {
+    boost::fibers::buffered_channel<int> c(buffer);
+    std::vector<boost::fibers::fiber> producer_fibers;
+    std::vector<boost::fibers::fiber> consumer_fibers;
+    const auto t0 = gofer_bench::steady::now();
+    for (int k = 0; k < consumers; ++k) {
+      consumer_fibers.emplace_back([&] {
+        int v;
+        while (c.pop(v) == channel_op_status::success) {
+          benchmark::DoNotOptimize(v);
+          ++received;
+        }
+      });
+    }
+    for (int p = 0; p < producers; ++p) {
+      const std::int64_t share = n / producers + (p < n % producers ? 1 : 0);
+      producer_fibers.emplace_back([&c, share] {
+        for (std::int64_t i = 0; i < share; ++i) c.push(static_cast<int>(i));
+      });
+    }
+    for (auto& f : producer_fibers) f.join();
+    c.close();
+    for (auto& f : consumer_fibers) f.join();
+    elapsed = gofer_bench::ns_since(t0);
+  }
+
+  if (received != n) {
+    state.SkipWithError("the consumers did not receive every message exactly once");
+    return;
+  }
+  gofer_bench::report_per_unit(state, "ns_per_msg", elapsed, static_cast<double>(n));
+}
+
+void chan_buffered_4p4c(benchmark::State& state) { many_to_many(state, 4, 4); }
+BENCHMARK(chan_buffered_4p4c)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
+
+void stream_4p4c(benchmark::State& state) { many_to_many(state, 4, 4); }
+BENCHMARK(stream_4p4c)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
 
 }  // namespace

@@ -65,6 +65,14 @@ void fixed_procs(benchmark::internal::Benchmark* b) {
   b->Arg(N);
 }
 
+// Registers "<workload>/procs:N" for each N listed, whatever the CPU count:
+// for workloads whose acceptance targets name their procs.
+template <unsigned... N>
+void fixed_procs_list(benchmark::internal::Benchmark* b) {
+  b->ArgName("procs");
+  (b->Arg(N), ...);
+}
+
 // Parked-fiber populations: a large one, and the million of the target.
 inline void parked_counts(benchmark::internal::Benchmark* b) {
   b->ArgName("n");
