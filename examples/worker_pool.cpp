@@ -48,8 +48,14 @@ int main() {
     gofer::wait_group wg;
     wg.add(workers);
     for (int i = 0; i < workers; ++i) gofer::go(worker, i, jobs, results, quit, std::ref(wg));
-    gofer::go([jobs] {
-      for (int j = 1; j <= njobs; ++j) jobs.send(j);
+    wg.add(1);  // the producer too: it must not be left blocked on a full queue
+    gofer::go([jobs, quit, &wg] {
+      DEFER(wg.done());
+      for (int j = 1; j <= njobs; ++j) {
+        bool stop = false;
+        gofer::select(gofer::on_send(jobs, j), gofer::on_recv(quit, [&] { stop = true; }));
+        if (stop) break;
+      }
       jobs.close();
     });
     // Take the first 500 results, then tell the workers to quit: any job still

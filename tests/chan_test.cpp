@@ -99,14 +99,17 @@ TEST_CASE("try_send and try_recv on an unbuffered channel need a waiting partner
     CHECK(gofer::test::eventually([&] { return (got = c.try_recv()).has_value(); }));
     CHECK(got == 5);
     gofer::chan<> ready;
+    gofer::chan<> done;  // orders the receiver's write of `received` before the reads
     std::optional<int> received;
     gofer::go([&, c] {
       ready.close();
       received = c.recv();
+      done.close();
     });
     ready.recv();
     CHECK(gofer::test::eventually([&] { return c.try_send(6); }));
-    CHECK(gofer::test::eventually([&] { return received.has_value(); }));
+    done.recv();
+    CHECK(received.has_value());
     CHECK(received == 6);
   });
 }

@@ -51,6 +51,7 @@ class chan_timer final : public timer_node {
   chan_timer(runtime_impl* rt, std::int64_t period, std::unique_ptr<timer_func> func)
       : rt_(rt), period_(period), func_(std::move(func)), c_(1) {
     fire = &chan_timer::on_fire;
+    drop = [](timer_node* n) { static_cast<chan_timer*>(n)->release(); };
   }
 
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }

@@ -46,6 +46,9 @@ class timer_heap;
 struct timer_node {
   std::int64_t when = 0;
   void (*fire)(timer_node*) = nullptr;  // runs on a scheduler thread: must be short
+  // Called for a timer still pending when its heap is destroyed, to give back
+  // what the heap held (a reference, for a channel timer). May be null.
+  void (*drop)(timer_node*) = nullptr;
   std::atomic<timer_heap*> heap{nullptr};
   std::int32_t index = -1;
 };
@@ -55,12 +58,21 @@ class timer_heap {
   timer_heap() = default;
   timer_heap(const timer_heap&) = delete;
   timer_heap& operator=(const timer_heap&) = delete;
-  // Timers still pending when their runtime goes away never fire; they are
-  // left in no heap, so stopping one later is a harmless no-op.
+  // Timers still pending when their runtime goes away never fire: they are
+  // left in no heap (stopping one later is a harmless no-op) and dropped.
   ~timer_heap() {
-    for (timer_node* t : heap_) {
-      t->heap.store(nullptr, std::memory_order_release);
-      t->index = -1;
+    std::vector<timer_node*> left;
+    {
+      std::lock_guard lk(mu_);
+      left.swap(heap_);
+      for (timer_node* t : left) {
+        t->heap.store(nullptr, std::memory_order_release);
+        t->index = -1;
+      }
+      publish();
+    }
+    for (timer_node* t : left) {
+      if (t->drop != nullptr) t->drop(t);
     }
   }
 
