@@ -270,7 +270,8 @@ class runtime_impl {
         f = p->runq.set_runnext(f);
       }
       if (f != nullptr) push_local(p, f);
-      wake_processor();
+      // With one P, its only M is the caller: there is no idle M to wake.
+      if (cfg_.procs > 1) wake_processor();
       return;
     }
     // From outside the runtime: once f is queued it may run, let main return
@@ -659,6 +660,13 @@ class runtime_impl {
 
   // Wakes an idle M to look for work, unless one is already spinning.
   void wake_processor() noexcept {
+    // The work the caller just queued must be visible to an M going idle
+    // before this reads npidle_ and nmspinning_: queue pushes are release
+    // stores, which a later load may overtake (store-load reordering), and
+    // then an M could go to sleep unseen by this call while it did not yet
+    // see the work either. park_idle's side orders the same way with its
+    // seq_cst read-modify-writes of npidle_ / nmspinning_ before it looks.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (npidle_.load(std::memory_order_seq_cst) == 0) return;
     if (nmspinning_.load(std::memory_order_seq_cst) != 0) return;
     std::uint32_t zero = 0;
