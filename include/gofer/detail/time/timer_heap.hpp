@@ -66,8 +66,8 @@ class timer_heap {
       std::lock_guard lk(mu_);
       left.swap(heap_);
       for (timer_node* t : left) {
-        t->heap.store(nullptr, std::memory_order_release);
         t->index = -1;
+        t->heap.store(nullptr, std::memory_order_release);
       }
       publish();
     }
@@ -134,8 +134,10 @@ class timer_heap {
   }
   void remove_at(std::size_t i) noexcept {
     timer_node* t = heap_[i];
-    t->heap.store(nullptr, std::memory_order_release);
+    // heap = null hands the node back to whoever sees it (remove() or a
+    // re-arm on another P): every write to it must come before.
     t->index = -1;
+    t->heap.store(nullptr, std::memory_order_release);
     std::size_t last = heap_.size() - 1;
     if (i != last) {
       heap_[i] = heap_[last];
