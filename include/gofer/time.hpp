@@ -112,7 +112,6 @@ class chan_timer final : public timer_node {
 
   static void on_fire(timer_node* n) {
     auto* t = static_cast<chan_timer*>(n);
-    bool rearmed = false;
     {
       std::lock_guard lk(t->mu_);
       if (t->active_ && t->heap.load(std::memory_order_acquire) == nullptr) {
@@ -123,7 +122,6 @@ class chan_timer final : public timer_node {
           std::int64_t next = t->when + t->period_;
           if (next <= now) next = now + t->period_;
           t->arm(next);
-          rearmed = true;
         } else {
           t->active_ = false;
         }
@@ -141,7 +139,6 @@ class chan_timer final : public timer_node {
         }
       }
     }
-    (void)rearmed;
     t->release();  // the reference of the heap this firing was taken from
   }
 
@@ -160,8 +157,6 @@ class chan_timer final : public timer_node {
   std::unique_ptr<timer_func> func_;
   chan<steady_time> c_;
 };
-
-inline runtime_impl* timer_runtime() { return runtime_for_go(); }
 
 class timer_handle {
  public:
@@ -186,7 +181,7 @@ class timer {
  public:
   template <class Rep, class Period>
   explicit timer(std::chrono::duration<Rep, Period> d)
-      : t_(new detail::chan_timer(detail::timer_runtime(), 0, nullptr)) {
+      : t_(new detail::chan_timer(detail::runtime_for_go(), 0, nullptr)) {
     t_->start(detail::duration_ns(d));
   }
 
@@ -213,7 +208,7 @@ class ticker {
  public:
   template <class Rep, class Period>
   explicit ticker(std::chrono::duration<Rep, Period> d)
-      : t_(new detail::chan_timer(detail::timer_runtime(), check_period(d), nullptr)) {
+      : t_(new detail::chan_timer(detail::runtime_for_go(), check_period(d), nullptr)) {
     t_->start(detail::duration_ns(d));
   }
 
@@ -255,7 +250,7 @@ timer after_func_impl(std::int64_t ns, F&& f) {
     void call() override { fn(); }
     std::decay_t<F> fn;
   };
-  auto* t = new detail::chan_timer(detail::timer_runtime(), 0,
+  auto* t = new detail::chan_timer(detail::runtime_for_go(), 0,
                                    std::make_unique<holder>(std::forward<F>(f)));
   t->start(ns);
   return timer(t);

@@ -227,7 +227,6 @@ inline select_result select_run(const case_desc* cs, std::size_t n, select_scrat
   timer.sync = &sync;
   timer.when = deadline;
   timer.fire = &select_timer_fire;
-  bool interrupted = false;
   fiber* f = sync.w.f;
   if (f == nullptr) {
     all.unlock();
@@ -259,7 +258,7 @@ inline select_result select_run(const case_desc* cs, std::size_t n, select_scrat
     } abandon{cs, ws};
     f->on_abandon = &unlink_on_abandon::run;
     f->on_abandon_arg = &abandon;
-    interrupted = park(
+    park(
         [](void* a, fiber* self) {
           auto* c = static_cast<commit_args*>(a);
           // The timer first: once the locks are released a channel may claim
@@ -292,7 +291,6 @@ inline select_result select_run(const case_desc* cs, std::size_t n, select_scrat
   if (sync.fired == nullptr) {
     // Woken by the deadlock detector, which runs only when nothing else can
     // run: no waker can be on its way.
-    (void)interrupted;
     throw deadlock_error();
   }
   chan_waiter* won = sync.fired;
