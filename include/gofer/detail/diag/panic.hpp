@@ -35,4 +35,13 @@ namespace gofer::detail {
   std::_Exit(2);
 }
 
+// A misuse the program cannot recover from (Go's fatal error, which no
+// recover() catches either): unlocking an unlocked mutex. Aborts, as the
+// stack overflow report does, so a core or a debugger shows where.
+[[noreturn]] inline void fatal(const char* message) noexcept {
+  std::fprintf(stderr, "gofer: %s\n", message);
+  std::fflush(stderr);
+  std::abort();
+}
+
 }  // namespace gofer::detail

@@ -53,8 +53,11 @@ inline bool sema_try_acquire(std::atomic<std::uint32_t>* addr) noexcept {
 }
 
 // Waits until *addr > 0, then decrements it. Throws deadlock_error if the
-// deadlock detector interrupts the wait.
-inline void sema_acquire(std::atomic<std::uint32_t>* addr, wait_reason reason) {
+// deadlock detector interrupts the wait. A lifo waiter queues ahead of the
+// others for its address: mutex uses it for a waiter that was woken, lost the
+// race for the lock, and must not go back behind everyone who came later.
+inline void sema_acquire(std::atomic<std::uint32_t>* addr, wait_reason reason,
+                         bool lifo = false) {
   if (sema_try_acquire(addr)) return;
   maybe_yield_randomly();
   sema_root& root = sema_root_for(addr);
@@ -67,7 +70,19 @@ inline void sema_acquire(std::atomic<std::uint32_t>* addr, wait_reason reason) {
     root.mu.unlock();
     return;
   }
-  root.q.push_back(&w);
+  if (lifo) {
+    // Ahead of the first waiter for the same address; waiters of other
+    // addresses hashed to this root keep their places.
+    waiter* first = root.q.front();
+    while (first != nullptr && first->key != addr) first = root.q.next(first);
+    if (first != nullptr) {
+      root.q.insert_before(first, &w);
+    } else {
+      root.q.push_back(&w);
+    }
+  } else {
+    root.q.push_back(&w);
+  }
   struct unlink_on_abandon {
     sema_root* root;
     waiter* w;

@@ -189,6 +189,14 @@ class runtime_impl {
   std::uint32_t serial() const noexcept { return serial_; }
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
 
+  // Whether some other P is running fibers right now (Go's canSpin test,
+  // gomaxprocs > npidle + nmspinning + 1): spinning on a lock only pays if
+  // whoever holds it is running somewhere and may release it soon.
+  bool others_running() const noexcept {
+    return cfg_.procs > npidle_.load(std::memory_order_relaxed) +
+                            nmspinning_.load(std::memory_order_relaxed) + 1;
+  }
+
   // ---- Spawning -----------------------------------------------------------
 
   struct spawn_args {

@@ -25,6 +25,7 @@ class intrusive_list {
 
   void push_back(T* t) noexcept { insert_before(&head_, t); }
   void push_front(T* t) noexcept { insert_before(head_.next, t); }
+  void insert_before(T* pos, T* t) noexcept { insert_before(static_cast<list_node*>(pos), t); }
   T* front() const noexcept { return empty() ? nullptr : static_cast<T*>(head_.next); }
   // The element after t, or null at the end.
   T* next(const T* t) const noexcept {
