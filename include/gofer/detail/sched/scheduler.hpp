@@ -334,7 +334,10 @@ class runtime_impl {
   void add_timer(timer_node* t) noexcept {
     machine* m = current_machine();
     processor* p = (m != nullptr && m->rt == this) ? m->p : ps_[0].get();
-    if (p->timers.add(t)) wake_for_timer(t->when);
+    // Read before the add: once in the heap, t may fire on another M and
+    // its owner (a sleeping fiber's frame, say) may be gone.
+    const std::int64_t when = t->when;
+    if (p->timers.add(t)) wake_for_timer(when);
   }
 
   // ---- Introspection ------------------------------------------------------
@@ -674,8 +677,15 @@ class runtime_impl {
     // then an M could go to sleep unseen by this call while it did not yet
     // see the work either. park_idle's side orders the same way with its
     // seq_cst read-modify-writes of npidle_ / nmspinning_ before it looks.
+#if GOFER_TSAN
+    // ThreadSanitizer does not model fences; a read-modify-write reads the
+    // latest value in npidle_'s modification order, which is what the fence
+    // and load together guarantee, and it understands that.
+    if (npidle_.fetch_add(0, std::memory_order_seq_cst) == 0) return;
+#else
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (npidle_.load(std::memory_order_seq_cst) == 0) return;
+#endif
     if (nmspinning_.load(std::memory_order_seq_cst) != 0) return;
     std::uint32_t zero = 0;
     if (!nmspinning_.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
