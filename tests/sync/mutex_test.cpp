@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <iostream>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -207,6 +208,7 @@ TEST_CASE("starvation mode lets an occasional locker in despite a hog", "[mutex]
         });
         bool in_time = gofer::select(gofer::on_recv(finished),
                                      gofer::on_timeout(std::chrono::seconds(10))) == 0;
+        if (!in_time) gofer::dump_fibers(std::cerr);
         stop.store(true);
         hog_done.wait();
         if (!in_time) finished.recv();  // the hog has stopped: it gets in now

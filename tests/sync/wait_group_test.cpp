@@ -110,3 +110,34 @@ TEST_CASE("a wait_group can be reused after wait returns", "[wait_group]") {
     }
   });
 }
+
+TEST_CASE("a new round may start while the last round's waiters are still waking",
+          "[wait_group]") {
+  gofer::test::for_each_sched([](auto&&) {
+    const int waiters = 10, rounds = gofer::test::scaled(200);
+    gofer::wait_group wg;
+    std::atomic<int> returned{0}, early{0};
+    std::atomic<int> round_open{0};  // the round whose done() has not yet come
+    gofer::wait_group all;
+    for (int r = 1; r <= rounds; ++r) {
+      wg.add(1);
+      round_open.store(r);
+      all.add(waiters);
+      for (int i = 0; i < waiters; ++i) {
+        gofer::go([&, r] {
+          wg.wait();
+          // Released only by this round's done(), never by a later add.
+          if (round_open.load() == r) early.fetch_add(1);
+          returned.fetch_add(1);
+          all.done();
+        });
+      }
+      gofer::this_fiber::yield();
+      round_open.store(0);
+      wg.done();  // releases this round; the next add() follows at once
+    }
+    all.wait();
+    CHECK(early.load() == 0);
+    CHECK(returned.load() == waiters * rounds);
+  });
+}

@@ -14,6 +14,11 @@
 // they are at most a few instructions away (the far side of a switch, or an
 // OS thread between two stores).
 //
+// Reuse: unlike Go's, a wait_group may take an add() for its next round
+// while the waiters of the last one are still returning; the last done() has
+// taken every one of them off the word and the stack before it resets it, so
+// the rounds cannot mix, and there is nothing to report.
+//
 // Lifetime, as Go promises: a wait_group may be destroyed as soon as wait()
 // returns, even while the done() that released it is still returning. The
 // last done() touches the object only before it wakes anyone: it takes the
@@ -51,6 +56,15 @@ class wait_group {
     if (v < 0) {
       state_.fetch_sub(delta, std::memory_order_acq_rel);
       throw std::logic_error("gofer: negative wait_group counter");
+    }
+    if (n > 0 && v == n && w != 0) {
+      // Waiters are registered but the counter was zero: the last done() is
+      // releasing them right now, and its reset of the word will erase this
+      // add. Go's "Add called concurrently with Wait": an add that starts a
+      // new round must happen before the wait that watches it, or after
+      // that wait has returned. Nothing is changed: the reset wipes the add.
+      throw std::logic_error(
+          "gofer: wait_group misuse: add called concurrently with the wait it releases");
     }
     if (v > 0 || w == 0) return;
     // Counter at zero with w waiters. Nothing else may change the word now (an

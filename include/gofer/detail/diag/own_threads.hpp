@@ -21,8 +21,16 @@ struct own_thread {
   unsigned serial;  // the runtime it belongs to; 0: it serves every runtime
 };
 
-inline std::mutex own_threads_mu;
-inline std::vector<own_thread> own_threads;  // guarded by own_threads_mu
+// Never destroyed: a blocking-call worker is a detached thread that may
+// leave (and unregister) while static destructors run after main returns.
+struct own_thread_registry {
+  std::mutex mu;
+  std::vector<own_thread> threads;  // guarded by mu
+};
+inline own_thread_registry& own_threads() {
+  static own_thread_registry* r = new own_thread_registry;
+  return *r;
+}
 
 inline long current_tid() noexcept { return ::syscall(SYS_gettid); }
 
@@ -30,14 +38,16 @@ inline long current_tid() noexcept { return ::syscall(SYS_gettid); }
 class own_thread_scope {
  public:
   explicit own_thread_scope(unsigned serial) : tid_(current_tid()) {
-    std::lock_guard lk(own_threads_mu);
-    own_threads.push_back({tid_, serial});
+    auto& r = own_threads();
+    std::lock_guard lk(r.mu);
+    r.threads.push_back({tid_, serial});
   }
   own_thread_scope(const own_thread_scope&) = delete;
   own_thread_scope& operator=(const own_thread_scope&) = delete;
   ~own_thread_scope() {
-    std::lock_guard lk(own_threads_mu);
-    std::erase_if(own_threads, [&](const own_thread& t) { return t.tid == tid_; });
+    auto& r = own_threads();
+    std::lock_guard lk(r.mu);
+    std::erase_if(r.threads, [&](const own_thread& t) { return t.tid == tid_; });
   }
 
  private:
@@ -46,8 +56,9 @@ class own_thread_scope {
 
 // True if `tid` is one of gofer's threads that serves runtime `serial`.
 inline bool is_own_thread(long tid, unsigned serial) {
-  std::lock_guard lk(own_threads_mu);
-  return std::any_of(own_threads.begin(), own_threads.end(), [&](const own_thread& t) {
+  auto& r = own_threads();
+  std::lock_guard lk(r.mu);
+  return std::any_of(r.threads.begin(), r.threads.end(), [&](const own_thread& t) {
     return t.tid == tid && (t.serial == 0 || t.serial == serial);
   });
 }
