@@ -13,6 +13,7 @@
 #include "gofer/sync/cond_var.hpp"
 #include "gofer/sync/mutex.hpp"
 #include "gofer/sync/once.hpp"
+#include "gofer/sync/pool.hpp"
 #include "gofer/sync/rw_mutex.hpp"
 #include "gofer/sync/wait_group.hpp"
 #include "gofer/this_fiber.hpp"

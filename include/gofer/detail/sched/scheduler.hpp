@@ -113,10 +113,12 @@ class runtime_impl {
         slabs_(cfg.stack_size, cfg.guard_pages) {
     if (cfg_.random.enabled()) randomised_runtimes.fetch_add(1, std::memory_order_relaxed);
     if (cfg_.procs == 0) cfg_.procs = 1;
-    running_fiber_hook = []() noexcept -> fiber* {
-      machine* m = tls_machine;  // in a signal handler: no switch can intervene
-      return m != nullptr ? m->cur : nullptr;
-    };
+    running_fiber_hook.store(
+        []() noexcept -> fiber* {
+          machine* m = tls_machine;  // in a signal handler: no switch can intervene
+          return m != nullptr ? m->cur : nullptr;
+        },
+        std::memory_order_relaxed);
     if (cfg_.guard_pages) install_overflow_handler();
     ps_.reserve(cfg_.procs);
     ms_.reserve(cfg_.procs);

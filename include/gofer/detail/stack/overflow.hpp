@@ -25,7 +25,11 @@ namespace gofer::detail {
 
 // Set by the scheduler: the fiber the calling thread runs (null on g0 or a
 // plain thread). A hook, so this layer needs nothing from the scheduler's.
-inline fiber* (*running_fiber_hook)() noexcept = nullptr;
+// Atomic: every runtime sets it as it starts, and runtimes may start on
+// several threads at once; a lock-free atomic pointer is safe to read in a
+// signal handler.
+using running_fiber_fn = fiber* (*)() noexcept;
+inline std::atomic<running_fiber_fn> running_fiber_hook{nullptr};
 
 inline void write_all(int fd, const char* s, std::size_t n) noexcept {
   while (n > 0) {
@@ -72,7 +76,8 @@ inline void check_stack(const fiber* f) noexcept {
 inline struct sigaction previous_segv_action;
 
 inline void overflow_signal_handler(int sig, siginfo_t* info, void* uctx) {
-  fiber* f = running_fiber_hook != nullptr ? running_fiber_hook() : nullptr;
+  running_fiber_fn hook = running_fiber_hook.load(std::memory_order_relaxed);
+  fiber* f = hook != nullptr ? hook() : nullptr;
   if (f != nullptr && f->stack.guarded) {
     auto* addr = static_cast<char*>(info->si_addr);
     auto* bottom = static_cast<char*>(f->stack.bottom);
