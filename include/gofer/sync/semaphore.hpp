@@ -1,0 +1,187 @@
+// semaphore: a weighted semaphore, as golang.org/x/sync/semaphore.Weighted.
+//
+// FIFO, strictly: a request is served only when every earlier one has been,
+// even if a later, smaller one would fit now. Otherwise a stream of small
+// requests could starve a large one forever.
+//
+// Two kinds of waiter share the queue. acquire(n) parks (a fiber) or blocks
+// on a futex (a thread). acquire(ctx, n) must also wake when the context is
+// cancelled, so it selects on ctx.done() and a one-slot channel of its own;
+// release() grants it by sending on that channel while still holding the
+// lock, so "granted" and "taken off the queue" are one event for the waiter
+// to check when it races with cancellation. The lock order is semaphore, then
+// channel; the waiter takes the semaphore lock only after its select is over.
+//
+// Asking for more than the semaphore's size, or a negative amount, is a
+// logic error here (std::invalid_argument) rather than a wait that could
+// never end, as it would be in Go.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "gofer/chan.hpp"
+#include "gofer/context.hpp"
+#include "gofer/detail/diag/deadlock_error.hpp"
+#include "gofer/detail/park/waiter.hpp"
+#include "gofer/detail/util/intrusive_list.hpp"
+#include "gofer/detail/util/spinlock.hpp"
+#include "gofer/select.hpp"
+
+namespace gofer {
+
+class semaphore {
+ public:
+  explicit semaphore(std::int64_t n) : size_(n) {
+    if (n < 0) throw std::invalid_argument("gofer: semaphore of negative size");
+  }
+  semaphore(const semaphore&) = delete;
+  semaphore& operator=(const semaphore&) = delete;
+
+  // Blocks until n can be taken, after every earlier request.
+  void acquire(std::int64_t n = 1) {
+    check_request(n);
+    mu_.lock();
+    if (fits_now(n)) {
+      cur_ += n;
+      mu_.unlock();
+      return;
+    }
+    weighted_waiter w;
+    w.n = n;
+    waiters_.push_back(&w);
+    if (!w.block(mu_, detail::wait_reason::semaphore)) return;  // granted
+    // Interrupted by the deadlock detector, which runs when nothing else
+    // does: no release can race with taking the waiter out.
+    mu_.lock();
+    if (w.linked()) waiters_.remove(&w);
+    mu_.unlock();
+    if (!w.granted) throw deadlock_error();
+  }
+
+  // As acquire(n), but gives up when ctx is done: returns ctx.err() and
+  // leaves the count as it was. A context done before the call fails it even
+  // if n is available, as Go's does.
+  std::error_code acquire(const context& ctx, std::int64_t n = 1) {
+    check_request(n);
+    const recv_chan<unit> done = ctx.done();
+    mu_.lock();
+    if (done.closed()) {
+      mu_.unlock();
+      return ctx.err();
+    }
+    if (fits_now(n)) {
+      cur_ += n;
+      mu_.unlock();
+      return {};
+    }
+    chan<unit> ready(1);
+    weighted_waiter w;
+    w.n = n;
+    w.ready = &ready;
+    waiters_.push_back(&w);
+    mu_.unlock();
+
+    if (select(on_recv(done), on_recv(ready)) == 1) {
+      // Granted; but if ctx is done too, cancellation wins, as in Go: the
+      // caller sees one consistent outcome whatever the wake-up order.
+      if (!done.closed()) return {};
+      release(n);
+      return ctx.err();
+    }
+    detail::waiter* wake = nullptr;
+    mu_.lock();
+    if (w.granted) {
+      // Granted while we were being cancelled: give it back.
+      cur_ -= n;
+      wake = grant_waiters();
+    } else {
+      const bool was_front = waiters_.front() == &w;
+      waiters_.remove(&w);
+      // Leaving the front may unblock the requests behind us.
+      if (was_front && size_ > cur_) wake = grant_waiters();
+    }
+    mu_.unlock();
+    wake_all(wake);
+    return ctx.err();
+  }
+
+  // Takes n without blocking, only if no earlier request is waiting.
+  bool try_acquire(std::int64_t n = 1) {
+    check_request(n);
+    std::lock_guard lk(mu_);
+    if (!fits_now(n)) return false;
+    cur_ += n;
+    return true;
+  }
+
+  // Returns n; throws std::logic_error (and changes nothing) if that is more
+  // than is held.
+  void release(std::int64_t n = 1) {
+    if (n < 0) throw std::invalid_argument("gofer: semaphore release of a negative amount");
+    detail::waiter* wake = nullptr;
+    {
+      std::lock_guard lk(mu_);
+      if (n > cur_) throw std::logic_error("gofer: semaphore released more than held");
+      cur_ -= n;
+      wake = grant_waiters();
+    }
+    wake_all(wake);
+  }
+
+ private:
+  struct weighted_waiter : detail::waiter {
+    std::int64_t n = 0;
+    const chan<unit>* ready = nullptr;  // acquire(ctx, n): granted by a send here
+  };
+
+  void check_request(std::int64_t n) const {
+    if (n < 0) throw std::invalid_argument("gofer: semaphore acquire of a negative amount");
+    if (n > size_) {
+      throw std::invalid_argument("gofer: semaphore acquire of " + std::to_string(n) +
+                                  " exceeds its size " + std::to_string(size_));
+    }
+  }
+
+  // Under mu_.
+  bool fits_now(std::int64_t n) const noexcept { return size_ - cur_ >= n && waiters_.empty(); }
+
+  // Under mu_: grants the longest waiters while they fit, in order. Waiters
+  // of acquire(ctx, n) are signalled here; the others are returned, linked by
+  // wake_link, for the caller to wake once it has dropped the lock.
+  detail::waiter* grant_waiters() noexcept {
+    detail::waiter* wake = nullptr;
+    detail::waiter** tail = &wake;
+    while (weighted_waiter* w = waiters_.front()) {
+      if (size_ - cur_ < w->n) break;  // FIFO: nobody may overtake it
+      cur_ += w->n;
+      waiters_.remove(w);
+      w->granted = true;
+      if (w->ready != nullptr) {
+        w->ready->try_send(unit{});  // one slot, one send: never full
+      } else {
+        *tail = w;
+        tail = &w->wake_link;
+      }
+    }
+    return wake;
+  }
+
+  static void wake_all(detail::waiter* list) noexcept {
+    while (list != nullptr) {
+      detail::waiter* w = list;
+      list = w->wake_link;
+      w->wake();  // last touch of w
+    }
+  }
+
+  const std::int64_t size_;
+  std::int64_t cur_ = 0;  // guarded by mu_
+  detail::spinlock mu_;
+  detail::intrusive_list<weighted_waiter> waiters_;  // guarded by mu_
+};
+
+}  // namespace gofer

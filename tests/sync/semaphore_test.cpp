@@ -1,0 +1,188 @@
+// semaphore: weights, FIFO (a large request is not starved), the bound on
+// concurrency, cancellation through a context, misuse.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <gofer/gofer.hpp>
+#include <gofer/sync/semaphore.hpp>
+
+#include "../support/runtime_fixture.hpp"
+
+TEST_CASE("semaphore counts weights", "[semaphore]") {
+  gofer::semaphore s(5);
+  CHECK(s.try_acquire(3));
+  CHECK_FALSE(s.try_acquire(3));
+  CHECK(s.try_acquire(2));
+  CHECK_FALSE(s.try_acquire(1));
+  CHECK(s.try_acquire(0));
+  s.release(4);
+  s.acquire(4);
+  s.release(5);
+  CHECK(s.try_acquire(5));
+  s.release(5);
+}
+
+TEST_CASE("semaphore misuse is reported and changes nothing", "[semaphore]") {
+  gofer::semaphore s(2);
+  s.acquire(1);
+  CHECK_THROWS_WITH(s.release(2), "gofer: semaphore released more than held");
+  CHECK_THROWS_AS(s.acquire(3), std::invalid_argument);
+  CHECK_THROWS_AS(s.acquire(-1), std::invalid_argument);
+  CHECK_THROWS_AS(s.acquire(gofer::context::background(), 3), std::invalid_argument);
+  CHECK(s.try_acquire(1));  // still exactly one left
+  CHECK_FALSE(s.try_acquire(1));
+  s.release(2);
+  CHECK_THROWS_AS(gofer::semaphore(-1), std::invalid_argument);
+}
+
+TEST_CASE("semaphore bounds how many hold it at once", "[semaphore]") {
+  gofer::test::for_each_sched([](auto&&) {
+    const int limit = 3, fibers = 40, threads = 2, rounds = gofer::test::scaled(200);
+    gofer::semaphore s(limit);
+    std::atomic<int> inside{0}, most{0};
+    std::atomic<long> total{0};
+    auto work = [&] {
+      for (int r = 0; r < rounds; ++r) {
+        s.acquire();
+        int now = inside.fetch_add(1) + 1;
+        int m = most.load();
+        while (now > m && !most.compare_exchange_weak(m, now)) {
+        }
+        if (gofer::this_fiber::in_fiber() && r % 8 == 0) gofer::this_fiber::yield();
+        total.fetch_add(1);
+        inside.fetch_sub(1);
+        s.release();
+      }
+    };
+    gofer::wait_group wg;
+    wg.add(fibers + threads);
+    for (int i = 0; i < fibers; ++i) {
+      gofer::go([&] {
+        work();
+        wg.done();
+      });
+    }
+    std::vector<std::thread> ts;
+    for (int i = 0; i < threads; ++i) {
+      ts.emplace_back([&] {
+        work();
+        wg.done();
+      });
+    }
+    wg.wait();
+    for (auto& t : ts) t.join();
+    CHECK(most.load() <= limit);
+    CHECK(most.load() >= 1);
+    CHECK(total.load() == long(fibers + threads) * rounds);
+  });
+}
+
+TEST_CASE("semaphore serves requests in order, so a large one is not starved", "[semaphore]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::semaphore s(10);
+    s.acquire(10);
+    gofer::chan<int> order(2);
+    gofer::wait_group wg;
+    wg.add(1);
+    gofer::go([&] {
+      s.acquire(10);  // queued first
+      order.send(10);
+      s.release(10);
+      wg.done();
+    });
+    // Once the large request is queued, even a request that fits must wait.
+    s.release(1);
+    REQUIRE(gofer::test::eventually([&] {
+      if (!s.try_acquire(1)) return true;  // fails, though 1 is free, once the waiter queued
+      s.release(1);
+      return false;
+    }));
+    wg.add(1);
+    gofer::go([&] {
+      s.acquire(1);
+      order.send(1);
+      s.release(1);
+      wg.done();
+    });
+    s.release(9);
+    wg.wait();
+    CHECK(order.recv() == 10);
+    CHECK(order.recv() == 1);
+    CHECK(s.try_acquire(10));
+  });
+}
+
+TEST_CASE("semaphore acquire with a context gives up when it is cancelled", "[semaphore]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::semaphore s(4);
+    s.acquire(3);
+    auto [ctx, cancel] = gofer::with_cancel(gofer::context::background());
+    gofer::chan<std::error_code> result(1);
+    gofer::go([&, ctx = ctx] { result.send(s.acquire(ctx, 2)); });
+    // Let the waiter queue, then cancel it.
+    REQUIRE(gofer::test::eventually([&] {
+      if (!s.try_acquire(1)) return true;  // fails, though 1 is free, once the waiter queued
+      s.release(1);
+      return false;
+    }));
+    cancel();
+    auto err = result.recv();
+    CHECK(err == gofer::errc::canceled);
+    // The count is as it was: 3 held, and the cancelled request left the
+    // queue, so 1 is free again to an ordinary request.
+    CHECK(s.try_acquire(1));
+    CHECK_FALSE(s.try_acquire(1));
+    s.release(4);
+    // A context done before the call fails it even when the count is free.
+    CHECK(s.acquire(ctx, 1) == gofer::errc::canceled);
+    CHECK(s.try_acquire(4));
+  });
+}
+
+TEST_CASE("semaphore acquire with a deadline returns deadline_exceeded", "[semaphore]") {
+  gofer::run([] {
+    gofer::semaphore s(1);
+    s.acquire();
+    auto [ctx, cancel] =
+        gofer::with_timeout(gofer::context::background(), std::chrono::milliseconds(5));
+    CHECK(s.acquire(ctx, 1) == gofer::errc::deadline_exceeded);
+    cancel();
+    s.release();
+    CHECK(s.try_acquire(1));
+  });
+}
+
+TEST_CASE("semaphore acquire with a context succeeds when released in time", "[semaphore]") {
+  gofer::test::for_each_sched([](auto&&) {
+    const int waiters = 20;
+    gofer::semaphore s(1);
+    s.acquire();
+    auto [ctx, cancel] = gofer::with_cancel(gofer::context::background());
+    std::atomic<int> ok{0}, failed{0};
+    gofer::wait_group wg;
+    wg.add(waiters);
+    for (int i = 0; i < waiters; ++i) {
+      gofer::go([&, ctx = ctx] {
+        if (s.acquire(ctx, 1)) {
+          failed.fetch_add(1);
+        } else {
+          ok.fetch_add(1);
+          gofer::this_fiber::yield();
+          s.release();
+        }
+        wg.done();
+      });
+    }
+    s.release();
+    wg.wait();
+    cancel();
+    CHECK(ok.load() == waiters);
+    CHECK(failed.load() == 0);
+    CHECK(s.try_acquire(1));
+  });
+}
