@@ -2,11 +2,13 @@
 // scheduler of the calling thread (one thread, hence procs:1 only) and the
 // default stack allocator, which is what a program that does not tune gets.
 // Boost.Fiber has channels but no select, so the select workloads have no twin
-// here.
+// here; nor a shared mutex, once, wait group or pool, so of the sync workloads
+// only the mutex, counter and queue ones have one.
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #include <boost/fiber/all.hpp>
@@ -181,5 +183,184 @@ BENCHMARK(chan_buffered_4p4c)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime()
 
 void stream_4p4c(benchmark::State& state) { many_to_many(state, 4, 4); }
 BENCHMARK(stream_4p4c)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
+
+// The twins of sync_bench.cpp, on this thread's scheduler: the run's n
+// operations split among `workers` fibers, the figure the wall time over n.
+template <class Body>
+double run_fibers(std::int64_t n, int workers, Body body) {
+  std::vector<boost::fibers::fiber> fibers;
+  fibers.reserve(static_cast<std::size_t>(workers));
+  const auto t0 = gofer_bench::steady::now();
+  for (int k = 0; k < workers; ++k) {
+    const std::int64_t share = n / workers + (k < n % workers ? 1 : 0);
+    fibers.emplace_back([&body, share] { body(share); });
+  }
+  for (auto& f : fibers) f.join();
+  return gofer_bench::ns_since(t0);
+}
+
+// The whole run is one batch of n; `round(n)` returns its wall time, or a
+// negative number with the error already set.
+template <class Round>
+void timed_batch(benchmark::State& state, const char* counter, Round round) {
+  const std::int64_t n = state.max_iterations;
+  double elapsed = 0;
+  while (state.KeepRunningBatch(n)) elapsed = round(n);
+  if (elapsed < 0) return;
+  gofer_bench::report_per_unit(state, counter, elapsed, static_cast<double>(n));
+}
+
+void mutex_uncontended(benchmark::State& state) {
+  timed_batch(state, "ns_per_lock", [&](std::int64_t n) {
+    return run_fibers(n, 1, [](std::int64_t share) {
+      boost::fibers::mutex mu;
+      for (std::int64_t i = 0; i < share; ++i) {
+        mu.lock();
+        mu.unlock();
+        benchmark::ClobberMemory();
+      }
+    });
+  });
+}
+BENCHMARK(mutex_uncontended)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
+
+// Eight fibers on one thread: they take turns, as gofer's do at procs:1.
+void mutex_contended_8(benchmark::State& state) {
+  timed_batch(state, "ns_per_lock", [&](std::int64_t n) {
+    boost::fibers::mutex mu;
+    return run_fibers(n, 8, [&mu](std::int64_t share) {
+      for (std::int64_t i = 0; i < share; ++i) {
+        mu.lock();
+        mu.unlock();
+        benchmark::ClobberMemory();
+      }
+    });
+  });
+}
+BENCHMARK(mutex_contended_8)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
+
+void counter_mutex_8(benchmark::State& state) {
+  timed_batch(state, "ns_per_increment", [&](std::int64_t n) {
+    boost::fibers::mutex mu;
+    std::int64_t counter = 0;
+    const double elapsed = run_fibers(n, 8, [&mu, &counter](std::int64_t share) {
+      for (std::int64_t i = 0; i < share; ++i) {
+        std::lock_guard lk(mu);
+        ++counter;
+      }
+    });
+    if (counter != n) {
+      state.SkipWithError("the counter lost increments");
+      return -1.0;
+    }
+    return elapsed;
+  });
+}
+BENCHMARK(counter_mutex_8)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
+
+void counter_chan_8(benchmark::State& state) {
+  timed_batch(state, "ns_per_increment", [&](std::int64_t n) {
+    boost::fibers::buffered_channel<int> inc(buffer);
+    std::int64_t counter = 0;
+    const auto t0 = gofer_bench::steady::now();
+    boost::fibers::fiber owner([&] {
+      int d;
+      while (inc.pop(d) == channel_op_status::success) counter += d;
+    });
+    run_fibers(n, 8, [&inc](std::int64_t share) {
+      for (std::int64_t i = 0; i < share; ++i) inc.push(1);
+    });
+    inc.close();
+    owner.join();
+    const double elapsed = gofer_bench::ns_since(t0);
+    if (counter != n) {
+      state.SkipWithError("the owner did not count every increment");
+      return -1.0;
+    }
+    return elapsed;
+  });
+}
+BENCHMARK(counter_chan_8)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
+
+// std_bench.cpp's queue on Boost.Fiber's mutex and condition variable.
+class cond_queue {
+ public:
+  explicit cond_queue(std::size_t capacity) : ring_(capacity) {}
+
+  void push(int v) {
+    std::unique_lock lk(mu_);
+    not_full_.wait(lk, [&] { return size_ < ring_.size(); });
+    ring_[(head_ + size_) % ring_.size()] = v;
+    ++size_;
+    lk.unlock();
+    not_empty_.notify_one();
+  }
+
+  bool pop(int& v) {
+    std::unique_lock lk(mu_);
+    not_empty_.wait(lk, [&] { return size_ > 0 || closed_; });
+    if (size_ == 0) return false;
+    v = ring_[head_];
+    head_ = (head_ + 1) % ring_.size();
+    --size_;
+    lk.unlock();
+    not_full_.notify_one();
+    return true;
+  }
+
+  void close() {
+    {
+      std::lock_guard lk(mu_);
+      closed_ = true;
+    }
+    not_empty_.notify_all();
+  }
+
+ private:
+  boost::fibers::mutex mu_;
+  boost::fibers::condition_variable not_full_;
+  boost::fibers::condition_variable not_empty_;
+  std::vector<int> ring_;
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+  bool closed_ = false;
+};
+
+void queue_cond_4p4c(benchmark::State& state) {
+  constexpr int producers = 4;
+  constexpr int consumers = 4;
+  timed_batch(state, "ns_per_msg", [&](std::int64_t n) {
+    cond_queue q(128);
+    std::int64_t received = 0;
+    std::vector<boost::fibers::fiber> producer_fibers;
+    std::vector<boost::fibers::fiber> consumer_fibers;
+    const auto t0 = gofer_bench::steady::now();
+    for (int k = 0; k < consumers; ++k) {
+      consumer_fibers.emplace_back([&] {
+        int v;
+        while (q.pop(v)) {
+          benchmark::DoNotOptimize(v);
+          ++received;
+        }
+      });
+    }
+    for (int p = 0; p < producers; ++p) {
+      const std::int64_t share = n / producers + (p < n % producers ? 1 : 0);
+      producer_fibers.emplace_back([&q, share] {
+        for (std::int64_t i = 0; i < share; ++i) q.push(static_cast<int>(i));
+      });
+    }
+    for (auto& f : producer_fibers) f.join();
+    q.close();
+    for (auto& f : consumer_fibers) f.join();
+    const double elapsed = gofer_bench::ns_since(t0);
+    if (received != n) {
+      state.SkipWithError("the consumers did not receive every message exactly once");
+      return -1.0;
+    }
+    return elapsed;
+  });
+}
+BENCHMARK(queue_cond_4p4c)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
 
 }  // namespace

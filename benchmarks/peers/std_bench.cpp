@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <semaphore>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -134,7 +136,7 @@ class bounded_queue {
 // channel: n ints split among 4 producers, 4 consumers draining until the
 // queue is closed. The whole run is one batch of n, as in gofer's; starting
 // the threads is inside the clock, as spawning is there.
-void stream_4p4c(benchmark::State& state) {
+void stream_through_queue(benchmark::State& state) {
   constexpr int producers = 4;
   constexpr int consumers = 4;
   gofer_bench::cpu_limit limit(static_cast<unsigned>(state.range(0)));
@@ -175,6 +177,193 @@ void stream_4p4c(benchmark::State& state) {
   }
   gofer_bench::report_per_unit(state, "ns_per_msg", elapsed, static_cast<double>(n));
 }
+void stream_4p4c(benchmark::State& state) { stream_through_queue(state); }
 BENCHMARK(stream_4p4c)->Apply(gofer_bench::fixed_procs_list<1, 2>)->UseRealTime();
+
+// The twins of sync_bench.cpp. Go's b.RunParallel shape with threads: the
+// run's n operations split among `workers` threads confined to procs CPUs,
+// the figure the wall time over n. There is no twin of wait_group_uncontended
+// (std::latch is single-use), pool_get_put or context_cancel_1000.
+
+template <class Body>
+double run_threads(std::int64_t n, int workers, Body body) {
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(workers));
+  const auto t0 = gofer_bench::steady::now();
+  for (int k = 0; k < workers; ++k) {
+    const std::int64_t share = n / workers + (k < n % workers ? 1 : 0);
+    threads.emplace_back([&body, share] { body(share); });
+  }
+  for (auto& t : threads) t.join();
+  return gofer_bench::ns_since(t0);
+}
+
+// The whole run is one batch of n; `round(n)` returns its wall time, or a
+// negative number with the error already set.
+template <class Round>
+void timed_batch(benchmark::State& state, const char* counter, Round round) {
+  gofer_bench::cpu_limit limit(static_cast<unsigned>(state.range(0)));
+  const std::int64_t n = state.max_iterations;
+  double elapsed = 0;
+  while (state.KeepRunningBatch(n)) elapsed = round(n);
+  if (elapsed < 0) return;
+  gofer_bench::report_per_unit(state, counter, elapsed, static_cast<double>(n));
+}
+
+template <class T>
+struct alignas(128) padded {
+  T value;
+};
+
+// A std::mutex of its own per thread, one thread per CPU.
+void mutex_uncontended(benchmark::State& state) {
+  const int workers = static_cast<int>(state.range(0));
+  timed_batch(state, "ns_per_lock", [&](std::int64_t n) {
+    return run_threads(n, workers, [](std::int64_t share) {
+      padded<std::mutex> mu;
+      for (std::int64_t i = 0; i < share; ++i) {
+        mu.value.lock();
+        mu.value.unlock();
+        benchmark::ClobberMemory();
+      }
+    });
+  });
+}
+BENCHMARK(mutex_uncontended)->Apply(gofer_bench::fixed_procs_list<1, 2>)->UseRealTime();
+
+// Eight threads, one std::mutex, an empty critical section.
+void mutex_contended_8(benchmark::State& state) {
+  constexpr int workers = 8;
+  timed_batch(state, "ns_per_lock", [&](std::int64_t n) {
+    std::mutex mu;
+    return run_threads(n, workers, [&mu](std::int64_t share) {
+      for (std::int64_t i = 0; i < share; ++i) {
+        mu.lock();
+        mu.unlock();
+        benchmark::ClobberMemory();
+      }
+    });
+  });
+}
+BENCHMARK(mutex_contended_8)->Apply(gofer_bench::fixed_procs_list<1, 2>)->UseRealTime();
+
+// Eight threads on one std::shared_mutex: every tenth operation of each a
+// write lock, the rest read locks.
+void rw_mutex_read90_8(benchmark::State& state) {
+  constexpr int workers = 8;
+  timed_batch(state, "ns_per_op", [&](std::int64_t n) {
+    std::shared_mutex rw;
+    return run_threads(n, workers, [&rw](std::int64_t share) {
+      int foo = 0;
+      for (std::int64_t i = 0; i < share; ++i) {
+        if (++foo % 10 == 0) {
+          rw.lock();
+          rw.unlock();
+        } else {
+          rw.lock_shared();
+          rw.unlock_shared();
+        }
+        benchmark::ClobberMemory();
+      }
+      benchmark::DoNotOptimize(foo);
+    });
+  });
+}
+BENCHMARK(rw_mutex_read90_8)->Apply(gofer_bench::fixed_procs_list<1, 2>)->UseRealTime();
+
+// std::call_once on one shared flag, one thread per CPU.
+void once_done(benchmark::State& state) {
+  const int workers = static_cast<int>(state.range(0));
+  timed_batch(state, "ns_per_call", [&](std::int64_t n) {
+    std::once_flag flag;
+    std::int64_t ran = 0;
+    const double elapsed = run_threads(n, workers, [&flag, &ran](std::int64_t share) {
+      for (std::int64_t i = 0; i < share; ++i) {
+        std::call_once(flag, [&ran] { ++ran; });
+        benchmark::ClobberMemory();
+      }
+    });
+    if (ran != 1) {
+      state.SkipWithError("call_once did not run its function exactly once");
+      return -1.0;
+    }
+    return elapsed;
+  });
+}
+BENCHMARK(once_done)->Apply(gofer_bench::fixed_procs_list<1, 2>)->UseRealTime();
+
+// Channel or mutex, 1, between threads: the counter under a std::mutex.
+void counter_mutex_8(benchmark::State& state) {
+  constexpr int workers = 8;
+  timed_batch(state, "ns_per_increment", [&](std::int64_t n) {
+    std::mutex mu;
+    std::int64_t counter = 0;
+    const double elapsed = run_threads(n, workers, [&mu, &counter](std::int64_t share) {
+      for (std::int64_t i = 0; i < share; ++i) {
+        std::lock_guard lk(mu);
+        ++counter;
+      }
+    });
+    if (counter != n) {
+      state.SkipWithError("the counter lost increments");
+      return -1.0;
+    }
+    return elapsed;
+  });
+}
+BENCHMARK(counter_mutex_8)->Apply(gofer_bench::fixed_procs_list<1, 2>)->UseRealTime();
+
+// Channel or mutex, 2, between threads: the counter owned by one thread that
+// pops increments from the queue above (the channel a program without
+// channels writes), pushed by eight threads.
+void counter_chan_8(benchmark::State& state) {
+  constexpr int workers = 8;
+  timed_batch(state, "ns_per_increment", [&](std::int64_t n) {
+    bounded_queue inc(128);
+    std::int64_t counter = 0;
+    const auto t0 = gofer_bench::steady::now();
+    std::thread owner([&] {
+      int d;
+      while (inc.pop(d)) counter += d;
+    });
+    run_threads(n, workers, [&inc](std::int64_t share) {
+      for (std::int64_t i = 0; i < share; ++i) inc.push(1);
+    });
+    inc.close();
+    owner.join();
+    const double elapsed = gofer_bench::ns_since(t0);
+    if (counter != n) {
+      state.SkipWithError("the owner did not count every increment");
+      return -1.0;
+    }
+    return elapsed;
+  });
+}
+BENCHMARK(counter_chan_8)->Apply(gofer_bench::fixed_procs_list<1, 2>)->UseRealTime();
+
+// Channel or mutex, 3: gofer's queue_cond_4p4c runs this file's queue on
+// gofer::mutex and gofer::cond_var between fibers; here it is the original,
+// between threads (the same run as stream_4p4c, under the other name so each
+// gofer row has its twin).
+void queue_cond_4p4c(benchmark::State& state) { stream_through_queue(state); }
+BENCHMARK(queue_cond_4p4c)->Apply(gofer_bench::fixed_procs_list<1, 2>)->UseRealTime();
+
+// A std::counting_semaphore of its own per thread: acquire, release.
+void semaphore_uncontended(benchmark::State& state) {
+  const int workers = static_cast<int>(state.range(0));
+  timed_batch(state, "ns_per_op", [&](std::int64_t n) {
+    return run_threads(n, workers, [](std::int64_t share) {
+      struct alignas(128) padded_semaphore {
+        std::counting_semaphore<> value{1};
+      } sem;
+      for (std::int64_t i = 0; i < share; ++i) {
+        sem.value.acquire();
+        sem.value.release();
+        benchmark::ClobberMemory();
+      }
+    });
+  });
+}
+BENCHMARK(semaphore_uncontended)->Apply(gofer_bench::fixed_procs_list<1, 2>)->UseRealTime();
 
 }  // namespace
