@@ -92,6 +92,7 @@ TEST_CASE("cond_var notify_all wakes every waiter", "[cond_var]") {
         ++waiting;
         cv.wait(lk, [&] { return go_on; });
         woke.fetch_add(1);
+        lk.unlock();  // before done(): the mutex dies with the test body once all are done
         wg.done();
       });
     }
@@ -129,6 +130,7 @@ TEST_CASE("cond_var notify_one wakes the longest waiter first", "[cond_var]") {
         cv.wait(lk, [&] { return released > int(woken.size()); });
         woken.push_back(i);
         progressed.notify_one();
+        lk.unlock();  // before done(): the mutex dies with the test body once all are done
         wg.done();
       });
     }

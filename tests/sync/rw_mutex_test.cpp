@@ -48,6 +48,7 @@ TEST_CASE("rw_mutex lets many readers in at once", "[rw_mutex]") {
         inside.fetch_add(1);
         all_in.done();
         all_in.wait();  // only returns if every reader holds the lock together
+        lk.unlock();    // before done(): the lock dies with the test body
         done.done();
       });
     }
@@ -120,9 +121,11 @@ TEST_CASE("rw_mutex: a waiting writer keeps new readers out", "[rw_mutex]") {
     gofer::wait_group wg;
     wg.add(2);
     gofer::go([&] {
-      std::lock_guard lk(m);
-      order.send('W');
-      wg.done();
+      {
+        std::lock_guard lk(m);
+        order.send('W');
+      }
+      wg.done();  // after the unlock: the lock dies with the test body
     });
     // The writer is pending once a reader can no longer get in.
     REQUIRE(gofer::test::eventually([&] {
@@ -131,8 +134,10 @@ TEST_CASE("rw_mutex: a waiting writer keeps new readers out", "[rw_mutex]") {
       return false;
     }));
     gofer::go([&] {
-      std::shared_lock lk(m);
-      order.send('R');
+      {
+        std::shared_lock lk(m);
+        order.send('R');
+      }
       wg.done();
     });
     // Wait until the new reader is parked on the lock, so that a reader
