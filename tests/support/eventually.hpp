@@ -5,6 +5,9 @@
 
 #include <chrono>
 #include <iostream>
+#include <sstream>
+#include <string>
+#include <string_view>
 
 #include <gofer/gofer.hpp>
 
@@ -39,6 +42,19 @@ bool eventually(Pred&& pred, std::chrono::milliseconds patience = default_patien
     }
   }
   return true;
+}
+
+// How many fibers are parked for `reason`, as dump_fibers names it
+// ("mutex.lock", "semaphore.acquire", ...): for tests that must not act
+// until a fiber is really blocked, not merely about to block.
+inline int fibers_waiting(std::string_view reason) {
+  std::ostringstream dump;
+  gofer::dump_fibers(dump);
+  const std::string text = dump.str();
+  const std::string needle = "[waiting: " + std::string(reason) + ",";
+  int n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
 }
 
 }  // namespace gofer::test

@@ -172,3 +172,22 @@ TEST_CASE("cond_var loses no wake-up in a tight ping-pong", "[cond_var]") {
     CHECK(turn == 2 * rounds);
   });
 }
+
+TEST_CASE("a cond_var outlives a runtime that ends with a fiber waiting on it", "[cond_var]") {
+  gofer::mutex m;
+  gofer::cond_var cv;
+  {
+    gofer::runtime rt({.procs = 1});
+    rt.go([&] {
+      std::unique_lock lk(m);
+      cv.wait(lk);
+    });
+    REQUIRE(gofer::test::eventually([] { return gofer::test::fibers_waiting("cond_var.wait") == 1; }));
+  }
+  // The abandoned waiter has left the queue: a notify must not reach into its
+  // freed stack.
+  cv.notify_all();
+  cv.notify_one();
+  CHECK(m.try_lock());
+  m.unlock();
+}

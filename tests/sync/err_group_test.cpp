@@ -211,3 +211,46 @@ TEST_CASE("err_group: the destructor waits for the group's fibers", "[err_group]
     CHECK(ran.load() == 20);
   });
 }
+
+namespace {
+// Counts live copies; its destructor parks a few times, so a wait() that
+// returned before the captures were gone would see it still alive.
+struct slow_to_die {
+  std::atomic<int>* live;
+  explicit slow_to_die(std::atomic<int>* l) : live(l) { live->fetch_add(1); }
+  slow_to_die(const slow_to_die& o) : live(o.live) { live->fetch_add(1); }
+  ~slow_to_die() {
+    if (gofer::this_fiber::in_fiber()) {
+      for (int i = 0; i < 10; ++i) gofer::this_fiber::yield();
+    }
+    live->fetch_sub(1);
+  }
+};
+}  // namespace
+
+TEST_CASE("err_group: wait returns only once every function's captures are destroyed",
+          "[err_group]") {
+  gofer::test::for_each_sched([](auto&&) {
+    std::atomic<int> live{0};
+    gofer::err_group g;
+    for (int i = 0; i < 8; ++i) {
+      g.go([keep = slow_to_die(&live)] { (void)keep; });
+    }
+    CHECK_FALSE(g.wait());
+    CHECK(live.load() == 0);
+  });
+}
+
+TEST_CASE("err_group: the destructor cancels ctx before it waits", "[err_group]") {
+  gofer::test::for_each_sched([](auto&&) {
+    std::atomic<bool> saw_cancel{false};
+    {
+      gofer::err_group g;
+      g.go([&] {
+        g.ctx().done().recv();  // only a cancelled ctx lets this fiber end
+        saw_cancel = g.ctx().err() == gofer::errc::canceled;
+      });
+    }
+    CHECK(saw_cancel.load());
+  });
+}

@@ -6,7 +6,6 @@
 #include <csignal>
 #include <mutex>
 #include <shared_mutex>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -142,11 +141,8 @@ TEST_CASE("rw_mutex: a waiting writer keeps new readers out", "[rw_mutex]") {
     });
     // Wait until the new reader is parked on the lock, so that a reader
     // wrongly let past the pending writer would have gone first.
-    REQUIRE(gofer::test::eventually([] {
-      std::ostringstream dump;
-      gofer::dump_fibers(dump);
-      return dump.str().find("rw_mutex.lock_shared") != std::string::npos;
-    }));
+    REQUIRE(gofer::test::eventually(
+        [] { return gofer::test::fibers_waiting("rw_mutex.lock_shared") == 1; }));
     m.unlock_shared();  // lets the writer in, and only then the new reader
     wg.wait();
     CHECK(order.recv() == 'W');

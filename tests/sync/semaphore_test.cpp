@@ -109,6 +109,9 @@ TEST_CASE("semaphore serves requests in order, so a large one is not starved", "
       s.release(1);
       wg.done();
     });
+    // Both queued, so that the release below must choose between them.
+    REQUIRE(gofer::test::eventually(
+        [] { return gofer::test::fibers_waiting("semaphore.acquire") == 2; }));
     s.release(9);
     wg.wait();
     CHECK(order.recv() == 10);
@@ -185,4 +188,30 @@ TEST_CASE("semaphore acquire with a context succeeds when released in time", "[s
     CHECK(failed.load() == 0);
     CHECK(s.try_acquire(1));
   });
+}
+
+TEST_CASE("a semaphore outlives a runtime that ends with a fiber waiting on it", "[semaphore]") {
+  gofer::semaphore s(2);
+  for (bool with_ctx : {false, true}) {
+    INFO("with a context: " << with_ctx);
+    s.acquire(2);
+    {
+      gofer::runtime rt({.procs = 1});
+      rt.go([&s, with_ctx] {
+        if (with_ctx) {
+          (void)s.acquire(gofer::context::background(), 1);
+        } else {
+          s.acquire(1);
+        }
+      });
+      REQUIRE(gofer::test::eventually([with_ctx] {
+        return gofer::test::fibers_waiting(with_ctx ? "select" : "semaphore.acquire") == 1;
+      }));
+    }
+    // The abandoned waiter has left the queue: this release must not reach
+    // into its freed stack, and the whole count is free again.
+    s.release(2);
+    CHECK(s.try_acquire(2));
+    s.release(2);
+  }
 }

@@ -49,6 +49,14 @@ inline const char* fiber_state_name(fiber_state s) noexcept {
 // Longest name kept; longer names are cut (the dump shows the start).
 inline constexpr std::size_t max_fiber_name = 256;
 
+// One step of a parked fiber's clean-up, should its runtime be destroyed
+// while it waits. Lives on the fiber's stack, in the blocking call's frame.
+struct abandon_hook {
+  void (*run)(void* arg) = nullptr;
+  void* arg = nullptr;
+  abandon_hook* next = nullptr;
+};
+
 struct fiber {
   arch::context ctx;
   stack_slot stack;
@@ -67,11 +75,12 @@ struct fiber {
   void (*discard)(fiber*) = nullptr;  // destroys a callable that never ran
   void* callable = nullptr;
 
-  // Set while parked in a queue that may outlive the runtime (the semaphore
-  // table is global): unlinks the fiber's waiter if the runtime is destroyed
-  // with the fiber still parked, so no queue keeps a pointer into freed stacks.
-  void (*on_abandon)(void*) = nullptr;
-  void* on_abandon_arg = nullptr;
+  // Set while parked in a queue that may outlive the runtime (a channel, the
+  // semaphore table, a semaphore): unlinks the fiber's waiters if the runtime
+  // is destroyed with the fiber still parked, so no queue keeps a pointer into
+  // freed stacks. A stack, innermost first: one blocking call may park inside
+  // another (semaphore::acquire(ctx) parks in a select). See abandon_scope.
+  abandon_hook* on_abandon = nullptr;
 
   fiber* sched_link = nullptr;  // global run queue; owned by whoever holds its lock
   bool interrupted = false;     // woken by the deadlock detector, not by its waker

@@ -126,7 +126,17 @@ class cond_var {
       return;
     }
     waiters_.push_back(&w);
-    if (!w.block(mu_, detail::wait_reason::cond_var)) return;
+    bool interrupted;
+    {
+      // A cond_var may outlive the runtime; its queue must not keep a
+      // pointer into a stack the runtime frees.
+      detail::abandon_scope unlink(w.f, [&] {
+        std::lock_guard lk(mu_);
+        if (w.linked()) waiters_.remove(&w);
+      });
+      interrupted = w.block(mu_, detail::wait_reason::cond_var);
+    }
+    if (!interrupted) return;
     // Interrupted by the deadlock detector, which runs when nothing else
     // does: no notify can race with taking the waiter out.
     mu_.lock();

@@ -27,6 +27,7 @@
 #include <atomic>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -53,7 +54,12 @@ class err_group {
   }
   err_group(const err_group&) = delete;
   err_group& operator=(const err_group&) = delete;
-  ~err_group() { wg_.wait(); }
+  ~err_group() {
+    // As std::jthread asks its thread to stop before joining: fibers that
+    // watch ctx() would otherwise keep the destructor waiting forever.
+    cancel_(errc::canceled);
+    wg_.wait();
+  }
 
   // Cancelled on the first failure, and by wait().
   const context& ctx() const noexcept { return ctx_; }
@@ -64,8 +70,18 @@ class err_group {
     check_callable<F>();
     if (limit_ == 0)
       throw std::logic_error("gofer: err_group::go with a limit of 0 would block forever");
-    if (sem_) sem_.send(unit{});
-    start(std::forward<F>(f));
+    const chan<unit> sem = sem_;  // one token bucket from send to return
+    // Active from before it waits for a slot, so set_limit sees it.
+    active_.fetch_add(1, std::memory_order_acq_rel);
+    if (sem) {
+      try {
+        sem.send(unit{});
+      } catch (...) {
+        active_.fetch_sub(1, std::memory_order_acq_rel);
+        throw;
+      }
+    }
+    start(sem, std::forward<F>(f));
   }
 
   // Runs f in a new fiber unless the group is at its limit: then false, and f
@@ -73,9 +89,14 @@ class err_group {
   template <class F>
   bool try_go(F&& f) {
     check_callable<F>();
-    if (sem_ && !sem_.try_send(unit{})) return false;
-    if (!sem_ && limit_ == 0) return false;
-    start(std::forward<F>(f));
+    if (limit_ == 0) return false;
+    const chan<unit> sem = sem_;
+    active_.fetch_add(1, std::memory_order_acq_rel);
+    if (sem && !sem.try_send(unit{})) {
+      active_.fetch_sub(1, std::memory_order_acq_rel);
+      return false;
+    }
+    start(sem, std::forward<F>(f));
     return true;
   }
 
@@ -107,17 +128,20 @@ class err_group {
                   "gofer::err_group: f must return void or std::error_code");
   }
 
+  // With a slot taken and the fiber counted active.
   template <class F>
-  void start(F&& f) {
-    active_.fetch_add(1, std::memory_order_acq_rel);
+  void start(const chan<unit>& sem, F&& f) {
     wg_.add(1);
     try {
-      gofer::go([this, sem = sem_, fn = std::forward<F>(f)]() mutable {
-        run(fn);
+      gofer::go([this, sem, fn = std::optional<std::decay_t<F>>(std::forward<F>(f))]() mutable {
+        run(*fn);
+        // f's captures die before wait() may return: they may refer to
+        // what its caller frees next.
+        fn.reset();
         finish(sem);
       });
     } catch (...) {
-      finish(sem_);
+      finish(sem);
       throw;
     }
   }

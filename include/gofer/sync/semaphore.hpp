@@ -53,7 +53,12 @@ class semaphore {
     weighted_waiter w;
     w.n = n;
     waiters_.push_back(&w);
-    if (!w.block(mu_, detail::wait_reason::semaphore)) return;  // granted
+    bool interrupted;
+    {
+      detail::abandon_scope unlink(w.f, [&] { leave_queue(w); });
+      interrupted = w.block(mu_, detail::wait_reason::semaphore);
+    }
+    if (!interrupted) return;  // granted
     // Interrupted by the deadlock detector, which runs when nothing else
     // does: no release can race with taking the waiter out.
     mu_.lock();
@@ -85,27 +90,24 @@ class semaphore {
     waiters_.push_back(&w);
     mu_.unlock();
 
-    if (select(on_recv(done), on_recv(ready)) == 1) {
+    std::size_t chosen;
+    {
+      detail::abandon_scope unlink(detail::current_fiber(), [&] { leave_queue(w); });
+      try {
+        chosen = select(on_recv(done), on_recv(ready));
+      } catch (...) {
+        give_up(w);  // w must not outlive its place in the queue
+        throw;
+      }
+    }
+    if (chosen == 1) {
       // Granted; but if ctx is done too, cancellation wins, as in Go: the
       // caller sees one consistent outcome whatever the wake-up order.
       if (!done.closed()) return {};
       release(n);
       return ctx.err();
     }
-    detail::waiter* wake = nullptr;
-    mu_.lock();
-    if (w.granted) {
-      // Granted while we were being cancelled: give it back.
-      cur_ -= n;
-      wake = grant_waiters();
-    } else {
-      const bool was_front = waiters_.front() == &w;
-      waiters_.remove(&w);
-      // Leaving the front may unblock the requests behind us.
-      if (was_front && size_ > cur_) wake = grant_waiters();
-    }
-    mu_.unlock();
-    wake_all(wake);
+    give_up(w);
     return ctx.err();
   }
 
@@ -144,6 +146,30 @@ class semaphore {
       throw std::invalid_argument("gofer: semaphore acquire of " + std::to_string(n) +
                                   " exceeds its size " + std::to_string(size_));
     }
+  }
+
+  // A waiter of acquire(ctx, n) that stops waiting: off the queue, or, if it
+  // was granted meanwhile, the count given back.
+  void give_up(weighted_waiter& w) noexcept {
+    detail::waiter* wake = nullptr;
+    mu_.lock();
+    if (w.granted) {
+      cur_ -= w.n;
+      wake = grant_waiters();
+    } else {
+      const bool was_front = waiters_.front() == &w;
+      waiters_.remove(&w);
+      // Leaving the front may unblock the requests behind it.
+      if (was_front && size_ > cur_) wake = grant_waiters();
+    }
+    mu_.unlock();
+    wake_all(wake);
+  }
+
+  // The runtime is ending with w's fiber parked: its frame is about to go.
+  void leave_queue(weighted_waiter& w) noexcept {
+    std::lock_guard lk(mu_);
+    if (w.linked()) waiters_.remove(&w);
   }
 
   // Under mu_.

@@ -35,19 +35,14 @@ inline void block_on(chan_base* c, chan_waiter& cw, wait_reason reason) {
   }
   // A runtime destroyed while this fiber is parked frees its stack: the
   // channel, which may live on, must not keep pointing into it.
-  struct unlink_on_abandon {
-    chan_base* c;
-    chan_waiter* cw;
-    static void run(void* a) {
-      auto* u = static_cast<unlink_on_abandon*>(a);
-      std::lock_guard lk(u->c->mu);
-      u->c->unlink(u->cw);
-    }
-  } abandon{c, &cw};
-  f->on_abandon = &unlink_on_abandon::run;
-  f->on_abandon_arg = &abandon;
-  bool interrupted = park_unlock(c->mu, reason);
-  f->on_abandon = nullptr;
+  bool interrupted;
+  {
+    abandon_scope unlink(f, [&] {
+      std::lock_guard lk(c->mu);
+      c->unlink(&cw);
+    });
+    interrupted = park_unlock(c->mu, reason);
+  }
   if (interrupted && sync.fired == nullptr) {
     // Only the deadlock detector wakes a waiter nobody served, and only when
     // nothing else runs: leaving the queue cannot race with a waker.

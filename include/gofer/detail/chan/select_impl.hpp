@@ -245,19 +245,12 @@ inline select_result select_run(const case_desc* cs, std::size_t n, select_scrat
       select_timer* timer;
       bool armed;
     } args{&all, &timer, timeout >= 0};
-    struct unlink_on_abandon {
-      const case_desc* cs;
-      std::span<chan_waiter> ws;
-      static void run(void* a) {
-        auto* u = static_cast<unlink_on_abandon*>(a);
-        for (chan_waiter& w : u->ws) {
-          std::lock_guard lk(w.c->mu);
-          w.c->unlink(&w);
-        }
+    abandon_scope unlink(f, [ws] {
+      for (chan_waiter& w : ws) {
+        std::lock_guard lk(w.c->mu);
+        w.c->unlink(&w);
       }
-    } abandon{cs, ws};
-    f->on_abandon = &unlink_on_abandon::run;
-    f->on_abandon_arg = &abandon;
+    });
     park(
         [](void* a, fiber* self) {
           auto* c = static_cast<commit_args*>(a);
@@ -268,7 +261,6 @@ inline select_result select_run(const case_desc* cs, std::size_t n, select_scrat
           return true;
         },
         &args, wait_reason::select);
-    f->on_abandon = nullptr;
   }
 
   // Take the losing waiters off their queues.

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <mutex>
+#include <utility>
 
 #include "gofer/detail/fiber.hpp"
 #include "gofer/detail/sched/scheduler.hpp"
@@ -68,6 +69,31 @@ bool park_unlock(Lock& lock, wait_reason reason) noexcept {
       },
       &lock, reason);
 }
+
+// For the scope of a blocking call: runs fn if the runtime is destroyed while
+// the calling fiber is parked in it, to take the fiber's waiters off queues
+// that outlive the runtime. Nothing on a plain thread (f null).
+template <class Fn>
+class abandon_scope {
+ public:
+  abandon_scope(fiber* f, Fn fn) noexcept : f_(f), fn_(std::move(fn)) {
+    if (f_ == nullptr) return;
+    hook_.run = [](void* self) { static_cast<abandon_scope*>(self)->fn_(); };
+    hook_.arg = this;
+    hook_.next = f_->on_abandon;
+    f_->on_abandon = &hook_;
+  }
+  abandon_scope(const abandon_scope&) = delete;
+  abandon_scope& operator=(const abandon_scope&) = delete;
+  ~abandon_scope() {
+    if (f_ != nullptr) f_->on_abandon = hook_.next;
+  }
+
+ private:
+  fiber* f_;
+  Fn fn_;
+  abandon_hook hook_;
+};
 
 // In the randomised mode, sometimes yields before a blocking operation, so
 // tests see the operation's other interleavings. Call it before taking locks.

@@ -83,24 +83,17 @@ inline void sema_acquire(std::atomic<std::uint32_t>* addr, wait_reason reason,
   } else {
     root.q.push_back(&w);
   }
-  struct unlink_on_abandon {
-    sema_root* root;
-    waiter* w;
-    static void run(void* arg) {
-      auto* u = static_cast<unlink_on_abandon*>(arg);
-      std::lock_guard lk(u->root->mu);
-      if (u->w->linked()) {
-        u->root->q.remove(u->w);
-        u->root->nwait.fetch_sub(1, std::memory_order_seq_cst);
+  bool interrupted;
+  {
+    abandon_scope unlink(w.f, [&] {
+      std::lock_guard lk(root.mu);
+      if (w.linked()) {
+        root.q.remove(&w);
+        root.nwait.fetch_sub(1, std::memory_order_seq_cst);
       }
-    }
-  } unlink{&root, &w};
-  if (w.f != nullptr) {
-    w.f->on_abandon = &unlink_on_abandon::run;
-    w.f->on_abandon_arg = &unlink;
+    });
+    interrupted = w.block(root.mu, reason);
   }
-  bool interrupted = w.block(root.mu, reason);
-  if (w.f != nullptr) w.f->on_abandon = nullptr;
   if (!interrupted) return;  // granted: release() took the count for us
   root.mu.lock();
   if (w.linked()) {

@@ -166,9 +166,9 @@ class runtime_impl {
     auto abandon = [](fiber* f) {
       if (f->state.load(std::memory_order_acquire) == fiber_state::free) return;
       if (!f->started && f->discard != nullptr) f->discard(f);
-      if (f->state.load(std::memory_order_relaxed) == fiber_state::waiting &&
-          f->on_abandon != nullptr)
-        f->on_abandon(f->on_abandon_arg);
+      if (f->state.load(std::memory_order_relaxed) == fiber_state::waiting) {
+        for (abandon_hook* h = f->on_abandon; h != nullptr; h = h->next) h->run(h->arg);
+      }
       arch::destroy_context(f->ctx);
       f->state.store(fiber_state::free, std::memory_order_release);
     };
