@@ -9,6 +9,9 @@
 #include <vector>
 
 #include <gofer/gofer.hpp>
+#if GOFER_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
 #include <gofer/sync/semaphore.hpp>
 
 #include "../support/runtime_fixture.hpp"
@@ -199,6 +202,13 @@ TEST_CASE("a semaphore outlives a runtime that ends with a fiber waiting on it",
       gofer::runtime rt({.procs = 1});
       rt.go([&s, with_ctx] {
         if (with_ctx) {
+#if GOFER_ASAN
+          // An abandoned fiber is never unwound: what its frame owns (here
+          // the waiter's one-slot channel) stays allocated, by design. That
+          // is not the leak this build looks for. (The M thread that runs
+          // this fiber ends with the runtime.)
+          __lsan_disable();
+#endif
           (void)s.acquire(gofer::context::background(), 1);
         } else {
           s.acquire(1);
