@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gofer/gofer.hpp>
@@ -35,6 +36,30 @@ inline std::vector<sched_config> sched_configs() {
 inline std::size_t stacks_in_use() {
   if (auto* rt = detail::current_runtime()) return rt->stacks_in_use();
   return 0;
+}
+
+// Runs body() in `fibers` fibers and `threads` plain threads at once, and
+// returns when every one has finished: for primitives that must work between
+// fibers, between threads, and across the two.
+template <class Body>
+void in_fibers_and_threads(int fibers, int threads, Body body) {
+  gofer::wait_group wg;
+  wg.add(fibers + threads);
+  for (int i = 0; i < fibers; ++i) {
+    gofer::go([&] {
+      body();
+      wg.done();
+    });
+  }
+  std::vector<std::thread> ts;
+  for (int i = 0; i < threads; ++i) {
+    ts.emplace_back([&] {
+      body();
+      wg.done();
+    });
+  }
+  wg.wait();
+  for (auto& t : ts) t.join();
 }
 
 template <class Body>

@@ -108,23 +108,9 @@ TEST_CASE("mutex excludes between threads and fibers", "[mutex]") {
   gofer::test::for_each_sched([](auto&&) {
     const int fibers = 8, threads = 3, rounds = gofer::test::scaled(3000);
     guarded_counter c;
-    gofer::wait_group wg;
-    wg.add(fibers + threads);
-    for (int i = 0; i < fibers; ++i) {
-      gofer::go([&] {
-        for (int r = 0; r < rounds; ++r) c.bump();
-        wg.done();
-      });
-    }
-    std::vector<std::thread> ts;
-    for (int i = 0; i < threads; ++i) {
-      ts.emplace_back([&] {
-        for (int r = 0; r < rounds; ++r) c.bump();
-        wg.done();
-      });
-    }
-    wg.wait();
-    for (auto& t : ts) t.join();
+    gofer::test::in_fibers_and_threads(fibers, threads, [&] {
+      for (int r = 0; r < rounds; ++r) c.bump();
+    });
     CHECK(c.overlaps.load() == 0);
     CHECK(c.value == long(fibers + threads) * rounds);
   });

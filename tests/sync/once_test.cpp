@@ -26,23 +26,7 @@ TEST_CASE("once runs its function once and every caller sees it finished", "[onc
       });
       if (!finished) early.fetch_add(1);
     };
-    gofer::wait_group wg;
-    wg.add(fibers + threads);
-    for (int i = 0; i < fibers; ++i) {
-      gofer::go([&] {
-        body();
-        wg.done();
-      });
-    }
-    std::vector<std::thread> ts;
-    for (int i = 0; i < threads; ++i) {
-      ts.emplace_back([&] {
-        body();
-        wg.done();
-      });
-    }
-    wg.wait();
-    for (auto& t : ts) t.join();
+    gofer::test::in_fibers_and_threads(fibers, threads, body);
     CHECK(runs.load() == 1);
     CHECK(early.load() == 0);
     CHECK(o.done());

@@ -62,23 +62,7 @@ TEST_CASE("semaphore bounds how many hold it at once", "[semaphore]") {
         s.release();
       }
     };
-    gofer::wait_group wg;
-    wg.add(fibers + threads);
-    for (int i = 0; i < fibers; ++i) {
-      gofer::go([&] {
-        work();
-        wg.done();
-      });
-    }
-    std::vector<std::thread> ts;
-    for (int i = 0; i < threads; ++i) {
-      ts.emplace_back([&] {
-        work();
-        wg.done();
-      });
-    }
-    wg.wait();
-    for (auto& t : ts) t.join();
+    gofer::test::in_fibers_and_threads(fibers, threads, work);
     CHECK(most.load() <= limit);
     CHECK(most.load() >= 1);
     CHECK(total.load() == long(fibers + threads) * rounds);
