@@ -46,30 +46,30 @@ class wait_group {
   wait_group& operator=(const wait_group&) = delete;
 
   // Adds n (may be negative) to the counter; at zero, releases every waiter.
-  // A counter that would go negative throws std::logic_error and is left as
-  // it was.
+  //
+  // Misuse throws std::logic_error: a counter that would go negative, or an
+  // add that starts a new round while the last done() of the previous one is
+  // still releasing its waiters (Go's "Add called concurrently with Wait").
+  // As in Go the check follows the atomic add, which keeps done() to one
+  // locked instruction; the add is then undone. So a refused add leaves the
+  // counter as it was, though a done() or wait() racing with the misuse may
+  // glimpse it in between.
   void add(int n = 1) {
     const std::uint64_t delta = static_cast<std::uint64_t>(static_cast<std::int64_t>(n)) << 32;
-    // Checked before anything is published, so a refused add changes
-    // nothing that a concurrent done() or wait() could see.
-    std::uint64_t s = state_.load(std::memory_order_acquire);
-    std::int64_t v;
-    std::uint32_t w;
-    for (;;) {
-      v = static_cast<std::int64_t>(static_cast<std::int32_t>(s >> 32)) + n;
-      w = static_cast<std::uint32_t>(s);
-      if (v < 0) throw std::logic_error("gofer: negative wait_group counter");
-      if (n > 0 && v == n && w != 0) {
-        // Waiters are registered but the counter is zero: the last done()
-        // is releasing them right now. Go's "Add called concurrently with
-        // Wait": an add that starts a new round must happen before the wait
-        // that watches it, or after that wait has returned.
-        throw std::logic_error(
-            "gofer: wait_group misuse: add called concurrently with the wait it releases");
-      }
-      if (state_.compare_exchange_weak(s, s + delta, std::memory_order_acq_rel,
-                                       std::memory_order_acquire))
-        break;
+    const std::uint64_t s = state_.fetch_add(delta, std::memory_order_acq_rel) + delta;
+    const auto v = static_cast<std::int32_t>(s >> 32);
+    const auto w = static_cast<std::uint32_t>(s);
+    if (v < 0) {
+      state_.fetch_sub(delta, std::memory_order_acq_rel);
+      throw std::logic_error("gofer: negative wait_group counter");
+    }
+    if (n > 0 && v == n && w != 0) {
+      // Waiters are registered but the counter was zero: the last done() is
+      // releasing them right now, and its reset of the word will erase this
+      // add (so it is not undone here). An add that starts a new round must
+      // happen before the wait that watches it, or after that wait returned.
+      throw std::logic_error(
+          "gofer: wait_group misuse: add called concurrently with the wait it releases");
     }
     if (v > 0 || w == 0) return;
     // Counter at zero with w waiters. Nothing else may change the word now (an
