@@ -76,7 +76,7 @@ struct fiber {
   void* callable = nullptr;
 
   // Set while parked in a queue that may outlive the runtime (a channel, the
-  // semaphore table, a semaphore): unlinks the fiber's waiters if the runtime
+  // semaphore table, a semaphore, a cond_var): unlinks the fiber's waiters if the runtime
   // is destroyed with the fiber still parked, so no queue keeps a pointer into
   // freed stacks. A stack, innermost first: one blocking call may park inside
   // another (semaphore::acquire(ctx) parks in a select). See abandon_scope.

@@ -1,13 +1,14 @@
-// The runtime semaphore under wait_group (and, later, mutex and rw_mutex), as
-// Go's runtime/sema.go.
+// The runtime semaphore under mutex and rw_mutex, as Go's runtime/sema.go.
+// (wait_group keeps a waiter stack of its own; see wait_group.hpp.)
 //
 // The count lives in the user's object; the queue of waiters does not: it is
 // in a fixed table of roots hashed by the count's address. That is what makes
 // the Go lifetimes hold: release() touches the user's object only before it
 // makes a waiter able to return (a fetch_add, and try-acquires while a waiter
 // for that address is still queued, which keeps the object alive), and after
-// that only the root, which outlives everything. So a wait_group may be
-// destroyed the moment wait() returns, while done() is still inside release().
+// that only the root, which outlives everything. So a mutex may be destroyed
+// the moment its waiter gets in, while the unlock that let it in is still
+// inside release().
 //
 // Invariants (per root, under its lock): q holds the blocked waiters of every
 // address hashing here, FIFO per address; nwait counts them. nwait is also
