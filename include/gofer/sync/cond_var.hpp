@@ -83,24 +83,19 @@ class cond_var {
       return;
     mu_.lock();
     notified_.store(next_ticket_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    // Oldest first, so FIFO holds here too and fibers resume in a
+    // predictable order.
     detail::waiter* list = nullptr;
+    detail::waiter** tail = &list;
     while (ticket_waiter* w = waiters_.pop_front()) {
-      w->wake_link = list;
-      list = w;
+      w->wake_link = nullptr;
+      *tail = w;
+      tail = &w->wake_link;
     }
     mu_.unlock();
-    // Reversed by the push above; wake the oldest first so FIFO holds here
-    // too, which makes the order fibers resume in predictable.
-    detail::waiter* ordered = nullptr;
     while (list != nullptr) {
-      detail::waiter* next = list->wake_link;
-      list->wake_link = ordered;
-      ordered = list;
-      list = next;
-    }
-    while (ordered != nullptr) {
-      detail::waiter* w = ordered;
-      ordered = w->wake_link;
+      detail::waiter* w = list;
+      list = w->wake_link;
       w->granted = true;
       w->wake();  // last touch of w
     }
@@ -130,19 +125,21 @@ class cond_var {
     {
       // A cond_var may outlive the runtime; its queue must not keep a
       // pointer into a stack the runtime frees.
-      detail::abandon_scope unlink(w.f, [&] {
-        std::lock_guard lk(mu_);
-        if (w.linked()) waiters_.remove(&w);
-      });
+      detail::abandon_scope unlink(w.f, [&] { leave_queue(w); });
       interrupted = w.block(mu_, detail::wait_reason::cond_var);
     }
     if (!interrupted) return;
     // Interrupted by the deadlock detector, which runs when nothing else
     // does: no notify can race with taking the waiter out.
-    mu_.lock();
-    if (w.linked()) waiters_.remove(&w);
-    mu_.unlock();
+    leave_queue(w);
     if (!w.granted) throw deadlock_error();
+  }
+
+  // Takes w off the queue if it is still there: its fiber was interrupted,
+  // or the runtime is ending with it parked.
+  void leave_queue(ticket_waiter& w) noexcept {
+    std::lock_guard lk(mu_);
+    if (w.linked()) waiters_.remove(&w);
   }
 
   std::atomic<std::uint32_t> next_ticket_{0};  // the ticket the next wait() takes

@@ -61,9 +61,7 @@ class semaphore {
     if (!interrupted) return;  // granted
     // Interrupted by the deadlock detector, which runs when nothing else
     // does: no release can race with taking the waiter out.
-    mu_.lock();
-    if (w.linked()) waiters_.remove(&w);
-    mu_.unlock();
+    leave_queue(w);
     if (!w.granted) throw deadlock_error();
   }
 
@@ -166,7 +164,8 @@ class semaphore {
     wake_all(wake);
   }
 
-  // The runtime is ending with w's fiber parked: its frame is about to go.
+  // Takes w off the queue if it is still there: its fiber was interrupted,
+  // or the runtime is ending with it parked and its frame about to go.
   void leave_queue(weighted_waiter& w) noexcept {
     std::lock_guard lk(mu_);
     if (w.linked()) waiters_.remove(&w);
