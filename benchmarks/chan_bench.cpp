@@ -12,10 +12,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include <gofer/gofer.hpp>
 
 #include "support/fixture.hpp"
+#include "support/stream.hpp"
 
 namespace {
 
@@ -91,50 +93,31 @@ void chan_buffered_1p1c(benchmark::State& state) {
 BENCHMARK(chan_buffered_1p1c)->Apply(gofer_bench::fixed_procs_list<1, 2>)->UseRealTime();
 
 // `producers` fibers send n ints in all through one channel of `buffer` to
-// `consumers` fibers ranging over it. The whole run is one batch of n, split
-// among the producers as Go's benchmarks split b.N: with several producers
-// the main fiber cannot be the one sending, and the split is only possible
-// once the count is known. Spawning the fibers is inside the clock; against
-// millions of messages it does not show.
+// `consumers` fibers (support/stream.hpp). The whole run is one batch of n:
+// with several producers the main fiber cannot be the one sending, and the
+// split is only possible once the count is known.
 void many_to_many(benchmark::State& state, int producers, int consumers) {
+  // A chan seen through stream_through's queue interface.
+  struct chan_queue {
+    gofer::chan<int> c{buffer};
+    void push(int v) { c.send(v); }
+    bool pop(int& v) {
+      std::optional<int> got = c.recv();
+      if (got) v = *got;
+      return got.has_value();
+    }
+    void close() { c.close(); }
+  };
   const auto procs = static_cast<unsigned>(state.range(0));
   gofer::run(
       [&] {
         const std::int64_t n = state.max_iterations;
-        std::atomic<std::int64_t> received{0};
         double elapsed = 0;
         while (state.KeepRunningBatch(n)) {
-          gofer::chan<int> c(buffer);
-          gofer::wait_group sent;
-          gofer::wait_group drained;
-          const auto t0 = gofer_bench::steady::now();
-          drained.add(consumers);
-          for (int k = 0; k < consumers; ++k) {
-            gofer::go([&] {
-              std::int64_t mine = 0;
-              for (int v : c) {
-                benchmark::DoNotOptimize(v);
-                ++mine;
-              }
-              received.fetch_add(mine, std::memory_order_relaxed);
-              drained.done();
-            });
-          }
-          sent.add(producers);
-          for (int p = 0; p < producers; ++p) {
-            const std::int64_t share = n / producers + (p < n % producers ? 1 : 0);
-            gofer::go([&, share] {
-              for (std::int64_t i = 0; i < share; ++i) c.send(static_cast<int>(i));
-              sent.done();
-            });
-          }
-          sent.wait();
-          c.close();
-          drained.wait();
-          elapsed = gofer_bench::ns_since(t0);
+          chan_queue q;
+          elapsed = gofer_bench::stream_through(q, n, producers, consumers);
         }
-
-        if (received.load(std::memory_order_relaxed) != n) {
+        if (elapsed < 0) {
           state.SkipWithError("the consumers did not receive every message exactly once");
           return;
         }

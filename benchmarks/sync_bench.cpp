@@ -28,6 +28,7 @@
 #include <gofer/gofer.hpp>
 
 #include "support/fixture.hpp"
+#include "support/stream.hpp"
 
 namespace {
 
@@ -309,39 +310,8 @@ void queue_cond_4p4c(benchmark::State& state) {
   constexpr int consumers = 4;
   in_runtime(state, "ns_per_msg", [&](std::int64_t n) {
     cond_queue q(128);
-    std::atomic<std::int64_t> received{0};
-    gofer::wait_group sent;
-    gofer::wait_group drained;
-    const auto t0 = gofer_bench::steady::now();
-    drained.add(consumers);
-    for (int k = 0; k < consumers; ++k) {
-      gofer::go([&] {
-        std::int64_t mine = 0;
-        int v;
-        while (q.pop(v)) {
-          benchmark::DoNotOptimize(v);
-          ++mine;
-        }
-        received.fetch_add(mine, std::memory_order_relaxed);
-        drained.done();
-      });
-    }
-    sent.add(producers);
-    for (int p = 0; p < producers; ++p) {
-      const std::int64_t share = n / producers + (p < n % producers ? 1 : 0);
-      gofer::go([&, share] {
-        for (std::int64_t i = 0; i < share; ++i) q.push(static_cast<int>(i));
-        sent.done();
-      });
-    }
-    sent.wait();
-    q.close();
-    drained.wait();
-    const double elapsed = gofer_bench::ns_since(t0);
-    if (received.load(std::memory_order_relaxed) != n) {
-      state.SkipWithError("the consumers did not receive every message exactly once");
-      return -1.0;
-    }
+    const double elapsed = gofer_bench::stream_through(q, n, producers, consumers);
+    if (elapsed < 0) state.SkipWithError("the consumers did not receive every message exactly once");
     return elapsed;
   });
 }
