@@ -469,6 +469,10 @@ class runtime_impl {
         break;
       case post_kind::requeue:
         m->rt->push_local(m->p, a.prev);
+        // As Go's Gosched: the yielder may be followed by a fiber that never
+        // parks, and an idle M must come and take the yielder, or it waits
+        // on this P's queue until that fiber stops.
+        if (m->rt->cfg_.procs > 1) m->rt->wake_processor();
         break;
       case post_kind::park:
         if (!a.commit(a.arg, a.prev)) m->rt->ready(a.prev, false);
