@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -53,6 +54,11 @@ class own_thread_scope {
  private:
   long tid_;
 };
+
+// Channels subscribed to signals (notify_signals): a fiber waiting on one
+// can be woken from outside the process, so while any exists the deadlock
+// check reports nothing (as Go, whose signal receiver keeps checkdead quiet).
+inline std::atomic<int> signal_subscriptions{0};
 
 // True if `tid` is one of gofer's threads that serves runtime `serial`.
 inline bool is_own_thread(long tid, unsigned serial) {

@@ -46,6 +46,8 @@ class machine {
 
   // Futex word an idle M sleeps on: 1 = woken by wake_processor or stop.
   std::atomic<std::uint32_t> wake_word{0};
+  // Blocked in epoll_wait: woken through the netpoller, not the futex.
+  std::atomic<bool> in_poll{false};
   // When this idle M will wake by itself (monotonic ns), `never` if not.
   std::atomic<std::int64_t> parked_until{0};
   // Times this M left idleness: the deadlock detector's proof of activity.

@@ -22,10 +22,13 @@
 //      and rare enough to cost nothing.
 //   2. The local queue (runnext first), then the global queue (taking a batch).
 //   3. Due timers of every P.
-//   4. Steal half of a random victim's queue, 4 rounds; runnext only in the
+//   4. The netpoller, without blocking, if fibers wait on sockets and no M is
+//      blocked in epoll already.
+//   5. Steal half of a random victim's queue, 4 rounds; runnext only in the
 //      last round (the victim's M is likely about to run it).
-//   5. Nothing: go idle and sleep on a futex until woken or until the earliest
-//      timer is due.
+//   6. Nothing: go idle until woken or until the earliest timer is due; one
+//      idle M at a time does so in epoll_wait when fibers wait on sockets,
+//      the others on a futex.
 //
 // Spinning (the protocol that keeps work from being lost without waking every
 // M for every fiber):
@@ -75,6 +78,7 @@
 #include "gofer/detail/fiber.hpp"
 #include "gofer/detail/sched/current.hpp"
 #include "gofer/detail/sched/machine.hpp"
+#include "gofer/detail/sched/netpoll.hpp"
 #include "gofer/detail/sched/processor.hpp"
 #include "gofer/detail/sched/random_order.hpp"
 #include "gofer/detail/stack/overflow.hpp"
@@ -369,6 +373,7 @@ class runtime_impl {
     if (npidle_.load(std::memory_order_seq_cst) != cfg_.procs) return false;
     if (global_.size() != 0) return false;
     if (pending_blocking_.load(std::memory_order_seq_cst) != 0) return false;
+    if (netpoll_.has_waiters()) return false;  // I/O may arrive (Go counts the polling M as running)
     for (auto& p : ps_) {
       if (!p->runq.empty() || p->timers.next_when() != never) return false;
     }
@@ -383,6 +388,14 @@ class runtime_impl {
   std::atomic<std::uint32_t>& quiet_word() noexcept { return quiet_word_; }
   void add_pending_blocking(int d) noexcept {
     pending_blocking_.fetch_add(d, std::memory_order_seq_cst);
+  }
+
+  netpoller& netpoll() noexcept { return netpoll_; }
+  // Called after queueing a waiter on an fd: makes sure some M will poll.
+  // A fiber's own M will, once it runs out of work; a plain thread has no
+  // M, and every M of this runtime may be asleep on its futex.
+  void poke_poller() noexcept {
+    if (!netpoll_.claimed()) wake_processor();
   }
 
   // Stacks that hold a fiber now (tests check that every stack came back).
@@ -408,9 +421,10 @@ class runtime_impl {
           npidle_.fetch_sub(1, std::memory_order_seq_cst);
         }
       }
-      m->wake_word.store(1, std::memory_order_release);
+      m->wake_word.store(1, std::memory_order_seq_cst);
       futex_wake(&m->wake_word);
     }
+    netpoll_.interrupt();
     for (auto& m : ms_) {
       if (m->thread.joinable()) {
         if (m->thread.get_id() == std::this_thread::get_id()) {
@@ -514,6 +528,11 @@ class runtime_impl {
       if (global_.size() != 0) {
         if (fiber* f = take_global(p, 1)) return f;
       }
+      // A P that never runs out of work would otherwise leave fibers whose
+      // sockets became ready waiting until some M goes idle (Go has sysmon
+      // poll for this). Not while parking: an event handler takes the lock
+      // of the fd it reports, which a parking fiber may hold.
+      if (!parking && netpoll_.has_waiters() && !netpoll_.claimed()) netpoll_.poll(0);
     }
     if (fiber* f = p->runq.pop()) return f;
     if (global_.size() != 0) return take_global(p, run_queue::capacity / 2);
@@ -561,6 +580,8 @@ class runtime_impl {
         if (m->spinning) reset_spinning(m);
         return f;
       }
+      // Handlers ready the fibers they wake onto this P: look again.
+      if (netpoll_.has_waiters() && !netpoll_.claimed() && netpoll_.poll(0) > 0) continue;
       if (m->spinning ||
           2 * nmspinning_.load(std::memory_order_seq_cst) <
               cfg_.procs - npidle_.load(std::memory_order_seq_cst)) {
@@ -662,6 +683,17 @@ class runtime_impl {
         left = deadline - monotonic_ns();
         if (left <= 0) break;
       }
+      if (netpoll_.has_waiters() && netpoll_.try_claim()) {
+        // in_poll and wake_word are a Dekker pair with wake_processor: either
+        // it sees in_poll and interrupts the poll, or this sees its word.
+        m->in_poll.store(true, std::memory_order_seq_cst);
+        int n = 0;
+        if (m->wake_word.load(std::memory_order_seq_cst) == 0) n = netpoll_.poll(left);
+        m->in_poll.store(false, std::memory_order_seq_cst);
+        netpoll_.release();
+        if (n > 0) break;  // fibers were readied onto this P
+        continue;
+      }
       futex_wait(&m->wake_word, 0, left);
     }
     m->parked_until.store(never, std::memory_order_seq_cst);
@@ -710,8 +742,12 @@ class runtime_impl {
       nmspinning_.fetch_sub(1, std::memory_order_seq_cst);
       return;
     }
-    m->wake_word.store(1, std::memory_order_release);
-    futex_wake(&m->wake_word);
+    m->wake_word.store(1, std::memory_order_seq_cst);
+    if (m->in_poll.load(std::memory_order_seq_cst)) {
+      netpoll_.interrupt();
+    } else {
+      futex_wake(&m->wake_word);
+    }
   }
 
   void wake_for_timer(std::int64_t when) noexcept {
@@ -796,6 +832,7 @@ class runtime_impl {
   std::atomic<std::uint32_t> quiet_word_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
+  netpoller netpoll_;
 };
 
 }  // namespace gofer::detail
