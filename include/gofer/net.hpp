@@ -243,10 +243,18 @@ class conn : public detail::socket_base {
     detail::op_guard g(pd_, "read");
     if (buf.empty()) return 0;
     std::lock_guard lk(pd_->read_mu);
+    // A short read emptied the socket's receive queue: anything arriving
+    // since brings a new edge, so wait for it first instead of spending a
+    // read() on EAGAIN (a request-response conn would every time).
+    if (pd_->drained) wait(detail::io_dir::read, "read");
     for (;;) {
       if (pd_->closed()) detail::throw_closed("read");
       ssize_t n = ::read(pd_->fd, buf.data(), buf.size());
-      if (n >= 0) return static_cast<std::size_t>(n);
+      if (n > 0) {
+        pd_->drained = static_cast<std::size_t>(n) < buf.size();
+        return static_cast<std::size_t>(n);
+      }
+      if (n == 0) return 0;
       if (errno == EINTR) continue;
       if (errno != EAGAIN) detail::throw_errno(errno, "read");
       wait(detail::io_dir::read, "read");

@@ -71,6 +71,8 @@ struct poll_desc : poll_target {
   // parked waiter per direction, and each write's bytes contiguous.
   gofer::mutex read_mu;
   gofer::mutex write_mu;
+  // Guarded by read_mu: the last read was short (see conn::read).
+  bool drained = false;
   poll_desc* next_free = nullptr;
 
   poll_desc() noexcept {
@@ -208,9 +210,14 @@ struct poll_desc : poll_target {
     }
   }
 
+  // A timer already armed for an earlier moment stays: when it fires, the
+  // waiter wakes, finds its deadline not yet passed and arms it again. So a
+  // server that pushes a conn's deadline forward at every request (as HTTP
+  // servers do) touches the timer heap once per deadline period, not once
+  // per request.
   void arm_timer(direction& dir) noexcept {
     if (dir.timer.heap.load(std::memory_order_acquire) != nullptr) {
-      if (dir.timer.when == dir.deadline) return;
+      if (dir.timer.when <= dir.deadline) return;
       timer_heap::remove(&dir.timer);
     }
     dir.timer.when = dir.deadline;
@@ -266,6 +273,7 @@ inline poll_desc* poll_desc::open(int fd, runtime_impl* rt) {
   pd->fd = fd;
   pd->rt = rt;
   pd->closing = false;
+  pd->drained = false;
   for (auto& d : pd->dirs) {
     d.ready = false;
     d.w = nullptr;
