@@ -1,18 +1,16 @@
 // gofer::net over loopback: echo, many connections, deadlines, close waking
 // blocked calls, dial refusal and cancellation, IPv6, fibers and threads.
 // Every wait is bounded: a conn gets a deadline, so a hang fails as a timeout.
-#include <catch2/catch.hpp>
-
 #include <sys/wait.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
+#include <gofer/gofer.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gofer/gofer.hpp>
 
 #include "support/eventually.hpp"
 #include "support/runtime_fixture.hpp"
@@ -24,7 +22,9 @@ namespace {
 
 auto soon(std::chrono::milliseconds d = 10s) { return std::chrono::steady_clock::now() + d; }
 
-std::string addr_of(const gofer::net::listener& l) { return "127.0.0.1:" + std::to_string(l.port()); }
+std::string addr_of(const gofer::net::listener& l) {
+  return "127.0.0.1:" + std::to_string(l.port());
+}
 
 // Reads exactly n bytes, or fewer at EOF.
 std::string read_n(gofer::net::conn& c, std::size_t n) {
@@ -155,6 +155,28 @@ TEST_CASE("many concurrent connections each get their own bytes back", "[net]") 
       o);
 }
 
+TEST_CASE("data and the end of the stream arriving together are both read", "[net]") {
+  // The reader is parked when the peer writes and closes at once: the edge
+  // that wakes it may carry both, and nothing follows it.
+  gofer::test::for_each_sched([](auto&&) {
+    auto l = gofer::net::listener::listen("127.0.0.1:0");
+    int eof_seen = 0;
+    for (int i = 0; i < 50; ++i) {
+      auto c = gofer::net::dial(addr_of(l));
+      auto peer = l.accept();
+      c.set_deadline(soon(5s));
+      gofer::go([p = std::move(peer)]() mutable {
+        p.write(std::string_view("bye"));
+        p.close();
+      });
+      char buf[64];  // larger than what comes: a short read
+      std::size_t n = c.read(std::span<char>(buf));
+      if (std::string_view(buf, n) == "bye" && read_all(c).empty()) ++eof_seen;
+    }
+    CHECK(eof_seen == 50);
+  });
+}
+
 TEST_CASE("a passed read deadline times out, and the conn works once it moves", "[net]") {
   gofer::run([] {
     auto l = gofer::net::listener::listen("127.0.0.1:0");
@@ -194,7 +216,8 @@ TEST_CASE("a deadline moved into the past wakes a blocked reader", "[net]") {
           ec = code_of([&] { c.read(std::span<char>(buf)); });
           reader.done();
         });
-        REQUIRE(gofer::test::eventually([] { return gofer::test::fibers_waiting("IO wait (read)") >= 1; }));
+        REQUIRE(gofer::test::eventually(
+            [] { return gofer::test::fibers_waiting("IO wait (read)") >= 1; }));
         c.set_read_deadline(std::chrono::steady_clock::now() - 1s);
         reader.wait();
         CHECK(ec == std::errc::timed_out);
@@ -237,7 +260,8 @@ TEST_CASE("close wakes a blocked reader and a blocked acceptor", "[net]") {
           accept_ec = code_of([&] { l.accept(); });
           wg.done();
         });
-        REQUIRE(gofer::test::eventually([] { return gofer::test::fibers_waiting("IO wait (read)") == 2; }));
+        REQUIRE(gofer::test::eventually(
+            [] { return gofer::test::fibers_waiting("IO wait (read)") == 2; }));
         c.close();
         l.close();
         wg.wait();
@@ -286,7 +310,8 @@ TEST_CASE("cancelling the context aborts a pending dial", "[net]") {
           }
           wg.done();
         });
-        REQUIRE(gofer::test::eventually([] { return gofer::test::fibers_waiting("IO wait (write)") == 1; }));
+        REQUIRE(gofer::test::eventually(
+            [] { return gofer::test::fibers_waiting("IO wait (write)") == 1; }));
         cancel();
         wg.wait();
         CHECK(ec == std::errc::operation_canceled);

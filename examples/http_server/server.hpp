@@ -144,8 +144,11 @@ class server {
       }
       in.erase(0, r.consumed);
       requests_.fetch_add(1);
-      bool keep = r.req.keep_alive && !shutting_down_.load();
-      handle(r.req, out, keep);
+      reply rep = handle(r.req);
+      // Decided after the handler ran: a shutdown that began meanwhile makes
+      // this the connection's last answer (as Go's Server.Shutdown does).
+      const bool keep = r.req.keep_alive && !shutting_down_.load();
+      append_response(out, rep.code, rep.reason, rep.type, rep.body, keep, r.req.method == "HEAD");
       if (!keep) {
         c.write(out);
         return;
@@ -163,33 +166,38 @@ class server {
     }
   }
 
-  void handle(const request& req, std::string& out, bool keep) {
-    const bool head = req.method == "HEAD";
+  struct reply {
+    int code;
+    const char* reason;
+    const char* type;
+    std::string body;
+  };
+
+  reply handle(const request& req) {
     std::string_view path = req.target;
     std::string_view query;
     if (auto q = path.find('?'); q != std::string_view::npos) {
       query = path.substr(q + 1);
       path = path.substr(0, q);
     }
-    if (req.method != "GET" && !head) {
-      append_response(out, 405, "Method Not Allowed", "text/plain", "method not allowed\n", keep, head);
-    } else if (path == "/") {
-      append_response(out, 200, "OK", "text/plain; charset=utf-8", "Hello, World!", keep, head);
-    } else if (path == "/slow") {
+    if (req.method != "GET" && req.method != "HEAD")
+      return {405, "Method Not Allowed", "text/plain", "method not allowed\n"};
+    if (path == "/") return {200, "OK", "text/plain; charset=utf-8", "Hello, World!"};
+    if (path == "/slow") {
       long ms = 1000;
       if (query.substr(0, 3) == "ms=") ms = std::strtol(std::string(query.substr(3)).c_str(), nullptr, 10);
       if (ms < 0 || ms > 60000) ms = 1000;
       gofer::this_fiber::sleep_for(std::chrono::milliseconds(ms));
-      append_response(out, 200, "OK", "text/plain", "slow\n", keep, head);
-    } else if (path == "/stats") {
+      return {200, "OK", "text/plain", "slow\n"};
+    }
+    if (path == "/stats") {
       char body[160];
       std::snprintf(body, sizeof body, "{\"fibers\": %lld, \"connections\": %lld, \"requests\": %lld}\n",
                     static_cast<long long>(gofer::num_fibers()), static_cast<long long>(open_.load()),
                     static_cast<long long>(requests_.load()));
-      append_response(out, 200, "OK", "application/json", body, keep, head);
-    } else {
-      append_response(out, 404, "Not Found", "text/plain", "404 page not found\n", keep, head);
+      return {200, "OK", "application/json", body};
     }
+    return {404, "Not Found", "text/plain", "404 page not found\n"};
   }
 
   static const char* reason(int code) {

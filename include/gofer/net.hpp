@@ -245,8 +245,12 @@ class conn : public detail::socket_base {
     std::lock_guard lk(pd_->read_mu);
     // A short read emptied the socket's receive queue: anything arriving
     // since brings a new edge, so wait for it first instead of spending a
-    // read() on EAGAIN (a request-response conn would every time).
-    if (pd_->drained) wait(detail::io_dir::read, "read");
+    // read() on EAGAIN (a request-response conn would every time). Not once
+    // the peer has hung up: its end of stream may have come with the data,
+    // in the edge already consumed. (Epoll reports the socket's state when
+    // it hands the edge over, so a hang-up before then shows in that edge,
+    // and one after it brings an edge of its own.)
+    if (pd_->drained && !pd_->hup.load(std::memory_order_acquire)) wait(detail::io_dir::read, "read");
     for (;;) {
       if (pd_->closed()) detail::throw_closed("read");
       ssize_t n = ::read(pd_->fd, buf.data(), buf.size());

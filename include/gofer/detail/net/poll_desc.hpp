@@ -73,6 +73,10 @@ struct poll_desc : poll_target {
   gofer::mutex write_mu;
   // Guarded by read_mu: the last read was short (see conn::read).
   bool drained = false;
+  // The peer hung up or the socket failed (sticky, set by the poller): a
+  // short read then does not mean that nothing is left to read, since the
+  // end of the stream or the error is still to be reported.
+  std::atomic<bool> hup{false};
   poll_desc* next_free = nullptr;
 
   poll_desc() noexcept {
@@ -241,6 +245,7 @@ struct poll_desc : poll_target {
     const bool rd = (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
     const bool wr = (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
     waiter* ws[2] = {nullptr, nullptr};
+    if ((ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) pd->hup.store(true, std::memory_order_release);
     pd->mu.lock();
     if (rd) {
       pd->dirs[0].ready = true;
@@ -274,6 +279,7 @@ inline poll_desc* poll_desc::open(int fd, runtime_impl* rt) {
   pd->rt = rt;
   pd->closing = false;
   pd->drained = false;
+  pd->hup.store(false, std::memory_order_relaxed);
   for (auto& d : pd->dirs) {
     d.ready = false;
     d.w = nullptr;
