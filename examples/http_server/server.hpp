@@ -114,9 +114,11 @@ class server {
 
   void serve_requests(gofer::net::conn& c, conn_entry& entry) {
     std::string in, out;
-    in.reserve(4096);
     c.set_read_deadline(std::chrono::steady_clock::now() + opt_.idle_timeout);
-    char buf[4096];
+    // Small, and on the stack rather than in `in`: an idle connection's
+    // memory is mostly the stack pages its fiber has touched, and a typical
+    // request fits in one read of this size anyway.
+    char buf[1024];
     for (;;) {
       parse_result r = parse(in, opt_.parse);
       if (r.status == parse_status::incomplete) {

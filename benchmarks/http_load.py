@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Load benchmark: examples/http_server against Go's net/http, same machine,
+same run, interleaved.
+
+Each server is pinned to CPU 0 and wrk to CPU 1 (`wrk -t1 -cN -dDs --latency`),
+at 100 and 1000 connections, alternating gofer and Go for --rounds rounds; the
+table shows medians of requests/s and of p50/p99 latency, and gofer/Go ratios.
+Then each server holds 10,000 idle keep-alive connections (each made one
+request first) and its resident memory growth per connection is reported.
+
+Run through scripts/http_load, which builds both servers first. Loopback
+only; every step is bounded by timeouts.
+"""
+import argparse
+import os
+import re
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def start(cmd):
+    p = subprocess.Popen(["taskset", "-c", "0"] + cmd, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    line = p.stdout.readline()
+    m = re.search(r"listening on (\d+)", line)
+    if not m:
+        p.kill()
+        sys.exit(f"http_load: {cmd[0]} did not start: {line!r}")
+    return p, int(m.group(1))
+
+
+def stop(p):
+    p.terminate()
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+
+def wrk(port, conns, seconds):
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
+         f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = to_ms(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = to_ms(re.search(r"99%\s+(\S+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    if errors:
+        log(f"  wrk reported: {errors.group(0)}")
+    return rps, p50, p99
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def idle_conns(pid, port, n):
+    """Opens n keep-alive connections, one request each, and returns the
+    server's RSS growth per connection in bytes."""
+    before = rss_kib(pid)
+    socks = []
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(request)
+            got = b""
+            while b"Hello, World!" not in got:
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise RuntimeError("server closed an idle connection")
+                got += chunk
+            socks.append(s)
+        time.sleep(0.5)  # let the server's allocator settle before reading RSS
+        after = rss_kib(pid)
+    finally:
+        for s in socks:
+            s.close()
+    return (after - before) * 1024 / n
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--gofer", required=True, help="the http_server example binary")
+    ap.add_argument("--go", required=True, help="the Go peer binary")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--idle", type=int, default=10000)
+    args = ap.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = args.idle + 1000
+    if hard != resource.RLIM_INFINITY and hard < want:
+        log(f"http_load: the fd limit ({hard}) is below {want}: idle connections reduced")
+        args.idle = max(0, hard - 1000)
+        want = hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # inherited by servers and wrk
+
+    servers = {"gofer": [args.gofer, "127.0.0.1:0"], "go": [args.go, "127.0.0.1:0"]}
+    results = {(s, c): [] for s in servers for c in (100, 1000)}
+    for r in range(args.rounds):
+        for conns in (100, 1000):
+            for name, cmd in servers.items():
+                log(f"round {r + 1}/{args.rounds}: {name}, {conns} connections, {args.seconds}s")
+                p, port = start(cmd)
+                try:
+                    wrk(port, conns, 1)  # warm-up
+                    results[(name, conns)].append(wrk(port, conns, args.seconds))
+                finally:
+                    stop(p)
+
+    print(f"\nHTTP hello, wrk -t1 -d{args.seconds}s, server on CPU 0, wrk on CPU 1, "
+          f"medians of {args.rounds} interleaved rounds\n")
+    print(f"{'connections':>11} {'server':>6} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    ok = True
+    for conns in (100, 1000):
+        med = {}
+        for name in servers:
+            runs = results[(name, conns)]
+            med[name] = tuple(statistics.median(x[i] for x in runs) for i in range(3))
+            rps, p50, p99 = med[name]
+            print(f"{conns:>11} {name:>6} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}")
+        ratio = med["gofer"][0] / med["go"][0]
+        target = 2.0 if conns == 100 else 2.5
+        verdict = "PASS" if ratio >= target else "FAIL"
+        ok = ok and ratio >= target
+        line = f"{'':>11} gofer/go req/s {ratio:.2f}x (target >= {target}x) {verdict}"
+        if conns == 100:
+            p99_ok = med["gofer"][2] <= med["go"][2]
+            ok = ok and p99_ok
+            line += f"; p99 {med['gofer'][2]:.2f} vs {med['go'][2]:.2f} ms {'PASS' if p99_ok else 'FAIL'}"
+        print(line)
+
+    if args.idle > 0:
+        print(f"\nIdle keep-alive connections: {args.idle}, RSS growth per connection")
+        for name, cmd in servers.items():
+            p, port = start(cmd)
+            try:
+                per = idle_conns(p.pid, port, args.idle)
+            finally:
+                stop(p)
+            note = " (goal <= 8 KiB)" if name == "gofer" else ""
+            print(f"{name:>8}: {per / 1024:.1f} KiB{note}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
