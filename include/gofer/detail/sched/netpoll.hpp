@@ -83,11 +83,14 @@ class netpoller {
   bool claimed() const noexcept { return blocked_.load(std::memory_order_relaxed); }
 
   // Waits up to timeout_ns (-1: no limit, 0: just look) and calls each ready
-  // target's on_event. Returns the number of targets notified.
+  // target's on_event, for at most MaxEvents targets (the rest stay queued in
+  // epoll for the next look). Returns the number of targets notified. Called
+  // on a fiber's stack too, where a smaller MaxEvents keeps the frame small.
+  template <int MaxEvents = 128>
   int poll(std::int64_t timeout_ns) noexcept {
     if (epfd_ready_.load(std::memory_order_acquire) == false) return 0;
-    epoll_event evs[128];
-    int n = wait(evs, 128, timeout_ns);
+    epoll_event evs[MaxEvents];
+    int n = wait(evs, MaxEvents, timeout_ns);
     int notified = 0;
     for (int i = 0; i < n; ++i) {
       if (evs[i].data.ptr == nullptr) {

@@ -532,7 +532,7 @@ class runtime_impl {
       // sockets became ready waiting until some M goes idle (Go has sysmon
       // poll for this). Not while parking: an event handler takes the lock
       // of the fd it reports, which a parking fiber may hold.
-      if (!parking && netpoll_.has_waiters() && !netpoll_.claimed()) netpoll_.poll(0);
+      if (!parking && netpoll_.has_waiters() && !netpoll_.claimed()) netpoll_.poll<16>(0);
     }
     if (fiber* f = p->runq.pop()) return f;
     if (global_.size() != 0) return take_global(p, run_queue::capacity / 2);
