@@ -21,5 +21,6 @@
 #include "gofer/sync/rw_mutex.hpp"
 #include "gofer/sync/semaphore.hpp"
 #include "gofer/sync/wait_group.hpp"
+#include "gofer/testing.hpp"
 #include "gofer/this_fiber.hpp"
 #include "gofer/time.hpp"

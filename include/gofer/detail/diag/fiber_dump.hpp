@@ -56,17 +56,19 @@ inline void format_duration(std::ostream& os, std::int64_t ns) {
   }
 }
 
-inline void dump_runtime(std::ostream& os, runtime_impl& rt) {
-  for (const auto& s : snapshot_fibers(rt)) {
-    os << "fiber " << s.id;
-    if (!s.name.empty()) os << " \"" << s.name << "\"";
-    os << " [" << fiber_state_name(s.state);
-    if (s.state == fiber_state::waiting && s.reason != wait_reason::none) {
-      os << ": " << wait_reason_name(s.reason) << ", ";
-      format_duration(os, s.waited_ns);
-    }
-    os << "]:\n\tcreated by " << (s.file != nullptr ? s.file : "?") << ':' << s.line << "\n\n";
+inline void format_fiber(std::ostream& os, const fiber_snapshot& s) {
+  os << "fiber " << s.id;
+  if (!s.name.empty()) os << " \"" << s.name << "\"";
+  os << " [" << fiber_state_name(s.state);
+  if (s.state == fiber_state::waiting && s.reason != wait_reason::none) {
+    os << ": " << wait_reason_name(s.reason) << ", ";
+    format_duration(os, s.waited_ns);
   }
+  os << "]:\n\tcreated by " << (s.file != nullptr ? s.file : "?") << ':' << s.line << "\n\n";
+}
+
+inline void dump_runtime(std::ostream& os, runtime_impl& rt) {
+  for (const auto& s : snapshot_fibers(rt)) format_fiber(os, s);
 }
 
 // Every runtime of the process; a header per runtime when there are several.
