@@ -8,6 +8,7 @@
 #include "gofer/defer.hpp"
 #include "gofer/diagnostics.hpp"
 #include "gofer/errors.hpp"
+#include "gofer/fiber_local.hpp"
 #include "gofer/go.hpp"
 #include "gofer/net.hpp"
 #include "gofer/runtime.hpp"

@@ -57,6 +57,10 @@ struct abandon_hook {
   abandon_hook* next = nullptr;
 };
 
+// Destroys a fiber's fiber_local values; set by fiber_local.hpp when it is
+// first used, so a program without fiber_local pays one null test per exit.
+inline std::atomic<void (*)(void*)> destroy_fiber_locals{nullptr};
+
 struct fiber {
   arch::context ctx;
   stack_slot stack;
@@ -82,6 +86,10 @@ struct fiber {
   // another (semaphore::acquire(ctx) parks in a select). See abandon_scope.
   abandon_hook* on_abandon = nullptr;
 
+  // This fiber's fiber_local values (fiber_local.hpp), destroyed when its
+  // function returns; null until it first uses one.
+  void* locals = nullptr;
+
   fiber* sched_link = nullptr;  // global run queue; owned by whoever holds its lock
   bool interrupted = false;     // woken by the deadlock detector, not by its waker
   bool counted = true;          // included in num_fibers
@@ -95,6 +103,7 @@ struct fiber {
     name_len.store(0, std::memory_order_relaxed);
     reason.store(wait_reason::none, std::memory_order_relaxed);
     on_abandon = nullptr;
+    locals = nullptr;
     sched_link = nullptr;
     interrupted = false;
     started = false;

@@ -468,6 +468,12 @@ class runtime_impl {
     run_post(current_machine());
     f->started = true;
     f->run(f);
+    if (f->locals != nullptr) {
+      // On the fiber's own stack and before it counts as finished, as a
+      // thread's thread_local destructors run before it is joinable.
+      destroy_fiber_locals.load(std::memory_order_acquire)(f->locals);
+      f->locals = nullptr;
+    }
     post_action act;
     act.kind = post_kind::exit;
     act.prev = f;
