@@ -106,3 +106,73 @@ TEST_CASE("SIGQUIT prints the fiber dump and exits with status 2", "[diagnostics
   CHECK_THAT(r.err, Catch::Contains("\"napper\" [waiting: sleep"));
 }
 #endif  // !GOFER_TSAN
+
+TEST_CASE("a fiber holding its P over 10 ms is reported once, with its name and creation site",
+          "[diagnostics][child]") {
+  auto r = gofer::test::run_in_child([] {
+    gofer::run(
+        [] {
+          gofer::wait_group wg;
+          wg.add(1);
+          gofer::go(gofer::fiber_options{.name = "cruncher"}, [&] {
+            // Computes for 60 ms without parking: several of the monitor's
+            // looks fall in it, and it must say so only once.
+            auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(60);
+            while (std::chrono::steady_clock::now() < end) {
+            }
+            wg.done();
+          });
+          wg.wait();
+          std::fprintf(stderr, "done\n");
+        },
+        {.procs = 1});
+  });
+  INFO(r.err);
+  CHECK(r.exited);
+  const std::string needle = "\"cruncher\" has held its P for ";
+  auto at = r.err.find(needle);
+  REQUIRE(at != std::string::npos);
+  CHECK(r.err.find(needle, at + 1) == std::string::npos);  // once
+  CHECK(r.err.find("without parking or yielding") != std::string::npos);
+  CHECK(r.err.find("diagnostics_test.cpp") != std::string::npos);
+  CHECK(r.err.find("done") != std::string::npos);
+}
+
+TEST_CASE("report_long_runs = false keeps the monitor quiet", "[diagnostics][child]") {
+  auto r = gofer::test::run_in_child([] {
+    gofer::run(
+        [] {
+          auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(40);
+          while (std::chrono::steady_clock::now() < end) {
+          }
+        },
+        {.procs = 1, .report_long_runs = false});
+  });
+  INFO(r.err);
+  CHECK(r.exited);
+  CHECK(r.err.find("has held its P") == std::string::npos);
+}
+
+TEST_CASE("GOFER_DEBUG=schedtrace=N prints scheduler counters every N ms", "[diagnostics][child]") {
+  auto r = gofer::test::run_in_child([] {
+    ::setenv("GOFER_DEBUG", "schedtrace=20", 1);
+    gofer::run(
+        [] {
+          // Some work to count, then enough time for several periods.
+          gofer::wait_group wg;
+          wg.add(100);
+          for (int i = 0; i < 100; ++i) gofer::go([&] { wg.done(); });
+          wg.wait();
+          gofer::this_fiber::sleep_for(std::chrono::milliseconds(120));
+        },
+        {.procs = 2});
+  });
+  INFO(r.err);
+  CHECK(r.exited);
+  std::size_t lines = 0;
+  for (std::size_t at = 0; (at = r.err.find("gofer: schedtrace runtime", at)) != std::string::npos; ++at) ++lines;
+  CHECK(lines >= 3);
+  CHECK(r.err.find("procs=2 idle=") != std::string::npos);
+  CHECK(r.err.find("spinning=") != std::string::npos);
+  CHECK(r.err.find("steals=") != std::string::npos);
+}

@@ -59,6 +59,10 @@ struct options {
   // order and yields at park points, driven by this seed. 0 = the value of
   // $GOFER_SCHED_SEED if set, else off.
   std::uint64_t sched_seed = 0;
+  // A monitor thread reports, once per fiber, a fiber that has held its P for
+  // over 10 ms without parking or yielding (scheduling is cooperative: the
+  // fibers queued behind it wait), with its name and creation site.
+  bool report_long_runs = true;
 };
 
 // How many fibers go() may start with; see go.hpp.
@@ -123,6 +127,16 @@ inline runtime_config make_config(const options& o) {
   c.detect_deadlock = o.detect_deadlock;
   c.dump_on_sigquit = o.dump_on_sigquit;
   c.random = sched_randomizer::from_environment();
+  c.long_run_ns = o.report_long_runs ? 10'000'000 : 0;
+  // $GOFER_DEBUG: comma-separated settings, as Go's GODEBUG.
+  if (const char* d = std::getenv("GOFER_DEBUG")) {
+    std::string_view s(d);
+    auto at = s.find("schedtrace=");
+    if (at != std::string_view::npos) {
+      long ms = std::strtol(d + at + 11, nullptr, 10);
+      if (ms > 0) c.schedtrace_ns = static_cast<std::int64_t>(ms) * 1'000'000;
+    }
+  }
   if (o.sched_seed != 0) c.random.seed = o.sched_seed;
   return c;
 }

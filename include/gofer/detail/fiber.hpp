@@ -92,6 +92,8 @@ struct fiber {
 
   fiber* sched_link = nullptr;  // global run queue; owned by whoever holds its lock
   bool interrupted = false;     // woken by the deadlock detector, not by its waker
+  // The monitor reported it holding its P (at most once per fiber).
+  std::atomic<bool> long_run_reported{false};
   bool counted = true;          // included in num_fibers
   bool started = false;
 
@@ -106,6 +108,7 @@ struct fiber {
     locals = nullptr;
     sched_link = nullptr;
     interrupted = false;
+    long_run_reported.store(false, std::memory_order_relaxed);
     started = false;
   }
 

@@ -73,6 +73,7 @@ class netpoller {
   // Fibers and threads parked on an fd: while there are any, idle Ms poll.
   void add_waiters(int d) noexcept { waiters_.fetch_add(d, std::memory_order_seq_cst); }
   bool has_waiters() const noexcept { return waiters_.load(std::memory_order_seq_cst) > 0; }
+  int waiters() const noexcept { return waiters_.load(std::memory_order_relaxed); }
 
   // The poller role: at most one M blocks in epoll_wait.
   bool try_claim() noexcept {

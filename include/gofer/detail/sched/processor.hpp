@@ -43,6 +43,19 @@ struct processor {
   // plain load+store suffices; other threads sum all Ps' counters (each may be
   // negative: a fiber can exit on another P than it started on).
   std::atomic<std::int64_t> live{0};
+
+  // For the monitor thread (scheduler.hpp, monitor_main), written by the owner
+  // with relaxed stores at each switch: the fiber this P runs (null on its
+  // M's own stack) and how many switches it has made. A P whose count has not
+  // moved for 10 ms while it runs a fiber is held by that fiber.
+  std::atomic<fiber*> running{nullptr};
+  std::atomic<std::uint64_t> switches{0};
+  std::atomic<std::uint64_t> steals{0};  // successful steals, for schedtrace
+
+  void note_switch(fiber* f) noexcept {
+    running.store(f, std::memory_order_relaxed);
+    switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
   void add_live(std::int64_t d) noexcept {
     live.store(live.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
   }

@@ -91,6 +91,11 @@ namespace gofer::detail {
 
 struct runtime_config {
   unsigned procs = 1;
+  // The monitor reports a fiber that holds its P longer than this (0: never).
+  std::int64_t long_run_ns = 10'000'000;
+  // The monitor prints scheduler counters this often (0: never); from
+  // $GOFER_DEBUG=schedtrace=<ms>, as Go's GODEBUG.
+  std::int64_t schedtrace_ns = 0;
   std::size_t stack_size = default_stack_size;
   bool guard_pages = false;
   bool detect_deadlock = true;
@@ -149,6 +154,7 @@ class runtime_impl {
       machine* mp = m.get();
       mp->thread = std::thread([this, mp] { machine_main(mp); });
     }
+    if (cfg_.long_run_ns > 0 || cfg_.schedtrace_ns > 0) monitor_ = std::thread([this] { monitor_main(); });
   }
 
   runtime_impl(const runtime_impl&) = delete;
@@ -311,6 +317,7 @@ class runtime_impl {
     m->post = act;
     arch::context* to = &m->g0;
     m->cur = next;
+    m->p->note_switch(next);
     if (next != nullptr) {
       next->state.store(fiber_state::running, std::memory_order_relaxed);
       to = &next->ctx;
@@ -425,6 +432,15 @@ class runtime_impl {
       futex_wake(&m->wake_word);
     }
     netpoll_.interrupt();
+    monitor_word_.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(&monitor_word_, INT32_MAX);
+    if (monitor_.joinable()) {
+      if (monitor_.get_id() == std::this_thread::get_id()) {
+        monitor_.detach();
+      } else {
+        monitor_.join();
+      }
+    }
     for (auto& m : ms_) {
       if (m->thread.joinable()) {
         if (m->thread.get_id() == std::this_thread::get_id()) {
@@ -454,9 +470,11 @@ class runtime_impl {
       fiber* f = find_runnable(m);
       if (f == nullptr) break;
       m->cur = f;
+      m->p->note_switch(f);
       f->state.store(fiber_state::running, std::memory_order_relaxed);
       arch::switch_context(m->g0, f->ctx);
       run_post(m);
+      m->p->note_switch(nullptr);
     }
     flush_stack_cache(m->p);
     set_current_machine(nullptr);
@@ -619,7 +637,10 @@ class runtime_impl {
         processor* v = ps_[(start + i) % n].get();
         if (v == p) continue;
         if (v->runq.empty()) continue;
-        if (fiber* f = p->runq.steal_from(v->runq, round == 3)) return f;
+        if (fiber* f = p->runq.steal_from(v->runq, round == 3)) {
+          p->steals.store(p->steals.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+          return f;
+        }
       }
       if (fiber* f = p->runq.pop()) return f;
     }
@@ -710,7 +731,100 @@ class runtime_impl {
     }
     m->wake_word.store(0, std::memory_order_relaxed);
     m->wakeups.fetch_add(1, std::memory_order_release);
+    // The monitor sleeps while every M does; this M's wake ends that.
+    if (monitor_asleep_.load(std::memory_order_seq_cst)) {
+      monitor_word_.fetch_add(1, std::memory_order_seq_cst);
+      futex_wake(&monitor_word_, 1);
+    }
     m->p->clock_ns = monotonic_ns();
+  }
+
+  // ---- The monitor (Go's sysmon, for diagnostics only) -------------------
+  //
+  // A thread per runtime that looks at every P every few milliseconds:
+  //   - a P whose switch count has not moved for long_run_ns while it runs a
+  //     fiber is held by that fiber (scheduling is cooperative: a fiber that
+  //     computes without parking keeps every fiber queued behind it waiting).
+  //     It is reported once per fiber: id, name, creation site.
+  //   - with $GOFER_DEBUG=schedtrace=<ms>, one line of counters per period.
+  // It sleeps on a futex while every M is idle, so an idle runtime stays at
+  // zero CPU; an M leaving idleness wakes it (park_idle).
+  void monitor_main() {
+    own_thread_scope own(serial_);
+    char name[16];
+    std::snprintf(name, sizeof name, "gofer-%u-mon", serial_);
+    pthread_setname_np(pthread_self(), name);
+    struct seen {
+      fiber* f = nullptr;
+      std::uint64_t switches = 0;
+      std::int64_t since = 0;
+    };
+    std::vector<seen> last(ps_.size());
+    std::int64_t next_trace = cfg_.schedtrace_ns > 0 ? monotonic_ns() + cfg_.schedtrace_ns : never;
+    const std::int64_t tick = cfg_.long_run_ns > 0 ? std::max<std::int64_t>(cfg_.long_run_ns / 4, 1'000'000)
+                                                   : cfg_.schedtrace_ns;
+    while (!stopping()) {
+      std::uint32_t w = monitor_word_.load(std::memory_order_seq_cst);
+      std::int64_t wait = std::min<std::int64_t>(tick, next_trace - monotonic_ns());
+      if (next_trace == never && npidle_.load(std::memory_order_seq_cst) == cfg_.procs) {
+        // Every M idle: nothing can hold a P. Sleep until one wakes (the
+        // store and the re-check pair with park_idle's wake, Dekker-style).
+        monitor_asleep_.store(true, std::memory_order_seq_cst);
+        if (npidle_.load(std::memory_order_seq_cst) == cfg_.procs && !stopping())
+          futex_wait(&monitor_word_, w, -1);
+        monitor_asleep_.store(false, std::memory_order_seq_cst);
+        continue;
+      }
+      if (wait > 0) futex_wait(&monitor_word_, w, wait);
+      const std::int64_t now = monotonic_ns();
+      for (std::size_t i = 0; i < ps_.size(); ++i) {
+        processor& p = *ps_[i];
+        fiber* f = p.running.load(std::memory_order_relaxed);
+        std::uint64_t sw = p.switches.load(std::memory_order_relaxed);
+        if (f != last[i].f || sw != last[i].switches) {
+          last[i] = {f, sw, now};
+          continue;
+        }
+        if (f != nullptr && cfg_.long_run_ns > 0 && now - last[i].since > cfg_.long_run_ns &&
+            !f->long_run_reported.exchange(true, std::memory_order_relaxed))
+          report_long_run(f, now - last[i].since);
+      }
+      if (now >= next_trace) {
+        print_schedtrace(now);
+        next_trace = now + cfg_.schedtrace_ns;
+      }
+    }
+  }
+
+  void report_long_run(fiber* f, std::int64_t ns) {
+    char fname[max_fiber_name];
+    std::size_t n = f->copy_name(fname, sizeof fname);
+    const char* file = f->created_file.load(std::memory_order_relaxed);
+    std::fprintf(stderr,
+                 "gofer: fiber %llu%s%.*s%s has held its P for %lld ms without parking or yielding; "
+                 "fibers queued behind it wait (created by %s:%u)\n",
+                 static_cast<unsigned long long>(f->id.load(std::memory_order_relaxed)), n ? " \"" : "",
+                 static_cast<int>(n), fname, n ? "\"" : "", static_cast<long long>(ns / 1'000'000),
+                 file != nullptr ? file : "?", f->created_line.load(std::memory_order_relaxed));
+  }
+
+  void print_schedtrace(std::int64_t now) {
+    std::uint64_t steals = 0;
+    std::uint32_t runnable = global_.size();
+    std::string queues;
+    for (auto& p : ps_) {
+      steals += p->steals.load(std::memory_order_relaxed);
+      std::uint32_t q = p->runq.size();
+      runnable += q;
+      queues += (queues.empty() ? "" : " ") + std::to_string(q);
+    }
+    std::fprintf(stderr,
+                 "gofer: schedtrace runtime %u at %lld ms: procs=%u idle=%u spinning=%u runnable=%u "
+                 "[global %u, local %s] steals=%llu fibers=%lld io_waiters=%d\n",
+                 serial_, static_cast<long long>(now / 1'000'000), cfg_.procs,
+                 npidle_.load(std::memory_order_relaxed), nmspinning_.load(std::memory_order_relaxed),
+                 runnable, global_.size(), queues.c_str(), static_cast<unsigned long long>(steals),
+                 static_cast<long long>(live_fibers()), netpoll_.waiters());
   }
 
   // Wakes an idle M to look for work, unless one is already spinning.
@@ -839,6 +953,9 @@ class runtime_impl {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
   netpoller netpoll_;
+  std::thread monitor_;
+  std::atomic<std::uint32_t> monitor_word_{0};
+  std::atomic<bool> monitor_asleep_{false};
 };
 
 }  // namespace gofer::detail
