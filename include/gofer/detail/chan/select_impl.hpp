@@ -83,12 +83,19 @@ class select_locks {
       prev = c;
     }
   }
+  // Highest address first, and a channel that appears in several cases is
+  // unlocked at its lowest position: so the last unlock is of the lowest
+  // channel and is the very last thing this does. After a park, that is what
+  // keeps the commit from reading this object and the order (both on the
+  // parked fiber's stack) once the fiber may have been woken: it re-locks
+  // from the lowest channel up, so it cannot get past that lock before the
+  // commit is done. (Unlocking a repeated channel at its highest position
+  // instead would leave reads of the lower entries after the last unlock.)
   void unlock() noexcept {
-    chan_base* prev = nullptr;
     for (std::size_t k = order_.size(); k-- > 0;) {
       chan_base* c = cs_[order_[k]].c;
-      if (c != prev) c->mu.unlock();
-      prev = c;
+      if (k > 0 && cs_[order_[k - 1]].c == c) continue;  // unlocked at k - 1
+      c->mu.unlock();
     }
   }
 
