@@ -6,10 +6,9 @@
 // Two subscribers keep up; a third never reads. Exits 0 when the two got
 // every message in order and the third was dropped once its buffer filled.
 #include <cstdio>
+#include <gofer/gofer.hpp>
 #include <string>
 #include <vector>
-
-#include <gofer/gofer.hpp>
 
 namespace {
 
@@ -30,7 +29,8 @@ class hub {
     std::vector<gofer::chan<std::string>> subs;
     for (bool open = true; open;) {
       gofer::select(
-          gofer::on_recv(subscribe_, [&](std::optional<gofer::chan<std::string>> s) { subs.push_back(*s); }),
+          gofer::on_recv(subscribe_,
+                         [&](std::optional<gofer::chan<std::string>> s) { subs.push_back(*s); }),
           gofer::on_recv(publish_, [&](std::optional<std::string> msg) {
             if (!msg) {
               open = false;
@@ -81,8 +81,9 @@ int main() {
     readers.wait();
     int slow_got = 0;
     for (const std::string& m : slow) slow_got += !m.empty();
-    std::printf("fast subscribers got %d and %d of %d in order; the slow one got %d, then was dropped\n",
-                in_order[0], in_order[1], messages, slow_got);
+    std::printf(
+        "fast subscribers got %d and %d of %d in order; the slow one got %d, then was dropped\n",
+        in_order[0], in_order[1], messages, slow_got);
     return in_order[0] == messages && in_order[1] == messages && slow_got == 4 ? 0 : 1;
   });
 }

@@ -7,7 +7,6 @@
 // each waits on, where it was created) and throws gofer::deadlock_error in
 // main, which can report it and exit cleanly.
 #include <cstdio>
-
 #include <gofer/gofer.hpp>
 
 int main() {

@@ -8,9 +8,8 @@
 // Exits 0 when the leak is caught and the fixed version is clean.
 #include <chrono>
 #include <cstdio>
-#include <string>
-
 #include <gofer/gofer.hpp>
+#include <string>
 
 using namespace std::chrono_literals;
 

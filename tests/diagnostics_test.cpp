@@ -1,13 +1,11 @@
 // num_fibers, dump_fibers and the SIGQUIT dump.
-#include <catch2/catch.hpp>
-
 #include <signal.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
+#include <gofer/gofer.hpp>
 #include <sstream>
 #include <thread>
-
-#include <gofer/gofer.hpp>
 
 #include "support/eventually.hpp"
 #include "support/subprocess.hpp"
@@ -94,7 +92,8 @@ TEST_CASE("SIGQUIT prints the fiber dump and exits with status 2", "[diagnostics
             },
             {.procs = 1});
       },
-      std::chrono::seconds(20), [sent = false](pid_t pid, const std::string& err) mutable {
+      std::chrono::seconds(20),
+      [sent = false](pid_t pid, const std::string& err) mutable {
         if (!sent && err.find("ready\n") != std::string::npos) {
           sent = true;
           ::kill(pid, SIGQUIT);
@@ -170,7 +169,9 @@ TEST_CASE("GOFER_DEBUG=schedtrace=N prints scheduler counters every N ms", "[dia
   INFO(r.err);
   CHECK(r.exited);
   std::size_t lines = 0;
-  for (std::size_t at = 0; (at = r.err.find("gofer: schedtrace runtime", at)) != std::string::npos; ++at) ++lines;
+  for (std::size_t at = 0; (at = r.err.find("gofer: schedtrace runtime", at)) != std::string::npos;
+       ++at)
+    ++lines;
   CHECK(lines >= 3);
   CHECK(r.err.find("procs=2 idle=") != std::string::npos);
   CHECK(r.err.find("spinning=") != std::string::npos);

@@ -1,14 +1,12 @@
 // fiber_local<T>: one instance per fiber (not per thread), kept across
 // parks and moves between threads, destroyed when the fiber's function
 // returns; plain threads get their own.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
+#include <gofer/gofer.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gofer/gofer.hpp>
 
 #include "support/runtime_fixture.hpp"
 

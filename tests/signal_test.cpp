@@ -1,16 +1,14 @@
 // notify_signals / stop_signals: delivery to channels, the program's own
 // handler kept, default actions suspended and restored, misuse refused, and
 // a fiber waiting for a signal not taken for a deadlock.
-#include <catch2/catch.hpp>
-
 #include <signal.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
+#include <gofer/gofer.hpp>
 #include <stdexcept>
 #include <string>
-
-#include <gofer/gofer.hpp>
 
 #include "support/subprocess.hpp"
 
@@ -46,8 +44,10 @@ TEST_CASE("a raised signal arrives on every channel subscribed to it", "[signal]
   });
 }
 
-TEST_CASE("the program's own handler keeps running, and comes back after stop_signals", "[signal]") {
-  struct sigaction own{}, saved{};
+TEST_CASE("the program's own handler keeps running, and comes back after stop_signals",
+          "[signal]") {
+  struct sigaction own {
+  }, saved{};
   own.sa_handler = [](int) { own_handler_calls.fetch_add(1); };
   sigemptyset(&own.sa_mask);
   REQUIRE(::sigaction(SIGUSR2, &own, &saved) == 0);
@@ -66,7 +66,8 @@ TEST_CASE("the program's own handler keeps running, and comes back after stop_si
   ::sigaction(SIGUSR2, &saved, nullptr);
 }
 
-TEST_CASE("a subscribed SIGINT no longer ends the program, and does again after stop", "[signal][child]") {
+TEST_CASE("a subscribed SIGINT no longer ends the program, and does again after stop",
+          "[signal][child]") {
   auto r = gofer::test::run_in_child([] {
     gofer::run([] {
       gofer::chan<int> ch(1);
@@ -103,7 +104,8 @@ TEST_CASE("a fiber waiting for a signal is not a deadlock", "[signal][child]") {
           std::fprintf(stderr, "got %d\n", *ch.recv());
         });
       },
-      std::chrono::seconds(30), [&](pid_t pid, const std::string& out) {
+      std::chrono::seconds(30),
+      [&](pid_t pid, const std::string& out) {
         if (!sent && out.find("waiting") != std::string::npos) {
           ::usleep(400'000);  // the detector's window, not a synchronisation
           ::kill(pid, SIGUSR1);

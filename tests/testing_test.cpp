@@ -2,11 +2,9 @@
 // has finished (also one still finishing when the scope ends), a report
 // naming the leaked fiber otherwise, and an abort when nobody asked.
 #include <catch2/catch.hpp>
-
 #include <chrono>
-#include <string>
-
 #include <gofer/gofer.hpp>
+#include <string>
 
 #include "support/subprocess.hpp"
 

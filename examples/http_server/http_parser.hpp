@@ -1,7 +1,7 @@
 // A bounded, strict HTTP/1.1 request parser (RFC 9112) for the example
-// server. It reads from a buffer the server owns and allocates only for the
-// request it returns; it never reads past the buffer, and every count it
-// keeps is bounded by the limits below.
+// server. It reads from a buffer the server owns and writes only into the
+// request it fills (parse_into reuses one); it never reads past the buffer,
+// and every count it keeps is bounded by the limits below.
 //
 // Strict means: what a lenient parser would guess at is refused with 400 —
 // bare LF line ends, whitespace before a header's colon, folded header lines,
@@ -39,13 +39,13 @@ struct request {
 
 // What parse() found at the start of the buffer.
 enum class parse_status {
-  complete,                 // a whole request: `consumed` bytes of it
-  incomplete,               // a prefix of one: read more
-  bad_request,              // 400
-  header_too_large,         // 431
-  body_too_large,           // 413
-  not_implemented,          // 501: a method or transfer coding this server does not do
-  version_not_supported,    // 505
+  complete,               // a whole request: `consumed` bytes of it
+  incomplete,             // a prefix of one: read more
+  bad_request,            // 400
+  header_too_large,       // 431
+  body_too_large,         // 413
+  not_implemented,        // 501: a method or transfer coding this server does not do
+  version_not_supported,  // 505
 };
 
 // The status code to answer a failed parse with.
@@ -59,6 +59,12 @@ struct parse_result {
 
 parse_result parse(std::string_view buf, const limits& lim = {});
 
+// The same, into a request the caller keeps from one request to the next: its
+// strings and header list keep their memory, so a keep-alive connection
+// parses without allocating. `consumed` is set for a complete request.
+parse_status parse_into(std::string_view buf, const limits& lim, request& req,
+                        std::size_t& consumed);
+
 // ---- Implementation ---------------------------------------------------------
 
 namespace detail {
@@ -66,13 +72,7 @@ namespace detail {
 inline bool is_tchar(char c) {
   // RFC 9110 token characters.
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
+  return c != '\0' && std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
 inline bool is_token(std::string_view s) {
@@ -156,11 +156,15 @@ inline int status_code(parse_status s) {
 
 inline parse_result parse(std::string_view buf, const limits& lim) {
   parse_result r;
-  auto fail = [&](parse_status s) {
-    r.status = s;
-    r.consumed = 0;
-    return r;
-  };
+  r.status = parse_into(buf, lim, r.req, r.consumed);
+  return r;
+}
+
+inline parse_status parse_into(std::string_view buf, const limits& lim, request& req,
+                               std::size_t& consumed) {
+  consumed = 0;
+  req.headers.clear();
+  auto fail = [](parse_status s) { return s; };
   // RFC 9112 §2.2: a server should ignore empty lines before a request line.
   std::size_t start = 0;
   while (start + 1 < buf.size() && buf[start] == '\r' && buf[start + 1] == '\n') start += 2;
@@ -174,10 +178,10 @@ inline parse_result parse(std::string_view buf, const limits& lim) {
     if (buf.substr(start).find('\n') != std::string_view::npos) {
       std::string_view head = buf.substr(start);
       for (std::size_t i = 0; i < head.size(); ++i)
-        if (head[i] == '\n' && (i == 0 || head[i - 1] != '\r')) return fail(parse_status::bad_request);
+        if (head[i] == '\n' && (i == 0 || head[i - 1] != '\r'))
+          return fail(parse_status::bad_request);
     }
-    r.status = parse_status::incomplete;
-    return r;
+    return parse_status::incomplete;
   }
   std::string_view head = buf.substr(start, end + 2 - start);  // every line with its CRLF
 
@@ -209,7 +213,7 @@ inline parse_result parse(std::string_view buf, const limits& lim) {
       version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9')
     return fail(parse_status::bad_request);
   if (version[5] != '1') return fail(parse_status::version_not_supported);
-  r.req.minor_version = version[7] - '0';
+  req.minor_version = version[7] - '0';
   if (target != "*" && target.front() != '/') return fail(parse_status::bad_request);
   if (target == "*" && method != "OPTIONS") return fail(parse_status::bad_request);
 
@@ -220,14 +224,15 @@ inline parse_result parse(std::string_view buf, const limits& lim) {
   std::string_view connection;
   while (!rest.empty()) {
     if (!next_line(rest, line)) return fail(parse_status::bad_request);
-    if (line.front() == ' ' || line.front() == '\t') return fail(parse_status::bad_request);  // obs-fold
+    if (line.front() == ' ' || line.front() == '\t')
+      return fail(parse_status::bad_request);  // obs-fold
     std::size_t colon = line.find(':');
     if (colon == std::string_view::npos) return fail(parse_status::bad_request);
     std::string_view name = line.substr(0, colon);
     if (!detail::is_token(name)) return fail(parse_status::bad_request);  // also: space before ':'
     std::string_view value = detail::trim_ows(line.substr(colon + 1));
     if (!detail::is_field_value(value)) return fail(parse_status::bad_request);
-    if (r.req.headers.size() == lim.max_headers) return fail(parse_status::header_too_large);
+    if (req.headers.size() == lim.max_headers) return fail(parse_status::header_too_large);
 
     if (detail::iequals(name, "content-length")) {
       if (value.empty() || value.size() > 18) return fail(parse_status::bad_request);
@@ -247,9 +252,9 @@ inline parse_result parse(std::string_view buf, const limits& lim) {
     } else if (detail::iequals(name, "connection")) {
       connection = value;
     }
-    r.req.headers.emplace_back(std::string(name), std::string(value));
+    req.headers.emplace_back(name, value);
   }
-  if (r.req.minor_version >= 1 && !have_host) return fail(parse_status::bad_request);
+  if (req.minor_version >= 1 && !have_host) return fail(parse_status::bad_request);
   if (chunked_or_other_coding) {
     // Both at once is the classic smuggling vector: refuse it outright.
     if (have_length) return fail(parse_status::bad_request);
@@ -259,21 +264,17 @@ inline parse_result parse(std::string_view buf, const limits& lim) {
   if (length > lim.max_body_bytes) return fail(parse_status::body_too_large);
 
   std::size_t body_at = end + 4;
-  if (buf.size() - body_at < length) {
-    r.status = parse_status::incomplete;
-    return r;
-  }
-  r.req.method = std::string(method);
-  r.req.target = std::string(target);
-  r.req.body = std::string(buf.substr(body_at, length));
-  if (r.req.minor_version == 0) {
-    r.req.keep_alive = detail::lists_token(connection, "keep-alive");
+  if (buf.size() - body_at < length) return parse_status::incomplete;
+  req.method.assign(method);
+  req.target.assign(target);
+  req.body.assign(buf.substr(body_at, length));
+  if (req.minor_version == 0) {
+    req.keep_alive = detail::lists_token(connection, "keep-alive");
   } else {
-    r.req.keep_alive = !detail::lists_token(connection, "close");
+    req.keep_alive = !detail::lists_token(connection, "close");
   }
-  r.status = parse_status::complete;
-  r.consumed = body_at + length;
-  return r;
+  consumed = body_at + length;
+  return parse_status::complete;
 }
 
 }  // namespace http

@@ -9,9 +9,8 @@
 #include <signal.h>
 
 #include <cstdio>
-#include <string>
-
 #include <gofer/gofer.hpp>
+#include <string>
 
 #include "server.hpp"
 

@@ -16,11 +16,10 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <gofer/gofer.hpp>
 #include <list>
 #include <string>
 #include <string_view>
-
-#include <gofer/gofer.hpp>
 
 #include "http_parser.hpp"
 
@@ -114,14 +113,20 @@ class server {
 
   void serve_requests(gofer::net::conn& c, conn_entry& entry) {
     std::string in, out;
+    request req;  // reused: a keep-alive connection parses without allocating
     c.set_read_deadline(std::chrono::steady_clock::now() + opt_.idle_timeout);
+    // The header timeout runs from the first bytes of a request; it is set
+    // only once a read has left a request incomplete, so the usual request
+    // that arrives whole costs no deadline of its own.
+    bool header_deadline_set = false;
     // Small, and on the stack rather than in `in`: an idle connection's
     // memory is mostly the stack pages its fiber has touched, and a typical
     // request fits in one read of this size anyway.
     char buf[1024];
     for (;;) {
-      parse_result r = parse(in, opt_.parse);
-      if (r.status == parse_status::incomplete) {
+      std::size_t consumed = 0;
+      parse_status st = parse_into(in, opt_.parse, req, consumed);
+      if (st == parse_status::incomplete) {
         // Answers to pipelined requests go out together, once no whole
         // request is left to answer.
         if (!out.empty()) {
@@ -129,28 +134,30 @@ class server {
           c.write(out);
           out.clear();
         }
+        if (!in.empty() && !header_deadline_set) {
+          c.set_read_deadline(std::chrono::steady_clock::now() + opt_.read_header_timeout);
+          header_deadline_set = true;
+        }
         std::size_t n = c.read(std::span<char>(buf));
         if (n == 0) return;  // the client closed
-        if (in.empty()) {
-          set_busy(entry, true);
-          c.set_read_deadline(std::chrono::steady_clock::now() + opt_.read_header_timeout);
-        }
+        if (in.empty()) set_busy(entry, true);
         in.append(buf, n);
         continue;
       }
-      if (r.status != parse_status::complete) {
-        append_response(out, status_code(r.status), reason(status_code(r.status)), "text/plain",
-                        std::string(reason(status_code(r.status))) + "\n", false, false);
+      if (st != parse_status::complete) {
+        append_response(out, status_code(st), reason(status_code(st)), "text/plain",
+                        std::string(reason(status_code(st))) + "\n", false, false);
         c.write(out);
         return;  // what follows a malformed request cannot be trusted
       }
-      in.erase(0, r.consumed);
+      in.erase(0, consumed);
+      header_deadline_set = false;
       requests_.fetch_add(1);
-      reply rep = handle(r.req);
+      reply rep = handle(req);
       // Decided after the handler ran: a shutdown that began meanwhile makes
       // this the connection's last answer (as Go's Server.Shutdown does).
-      const bool keep = r.req.keep_alive && !shutting_down_.load();
-      append_response(out, rep.code, rep.reason, rep.type, rep.body, keep, r.req.method == "HEAD");
+      const bool keep = req.keep_alive && !shutting_down_.load();
+      append_response(out, rep.code, rep.reason, rep.type, rep.body, keep, req.method == "HEAD");
       if (!keep) {
         c.write(out);
         return;
@@ -162,8 +169,6 @@ class server {
           return;
         }
         c.set_read_deadline(std::chrono::steady_clock::now() + opt_.idle_timeout);
-      } else {
-        c.set_read_deadline(std::chrono::steady_clock::now() + opt_.read_header_timeout);
       }
     }
   }
@@ -187,16 +192,18 @@ class server {
     if (path == "/") return {200, "OK", "text/plain; charset=utf-8", "Hello, World!"};
     if (path == "/slow") {
       long ms = 1000;
-      if (query.substr(0, 3) == "ms=") ms = std::strtol(std::string(query.substr(3)).c_str(), nullptr, 10);
+      if (query.substr(0, 3) == "ms=")
+        ms = std::strtol(std::string(query.substr(3)).c_str(), nullptr, 10);
       if (ms < 0 || ms > 60000) ms = 1000;
       gofer::this_fiber::sleep_for(std::chrono::milliseconds(ms));
       return {200, "OK", "text/plain", "slow\n"};
     }
     if (path == "/stats") {
       char body[160];
-      std::snprintf(body, sizeof body, "{\"fibers\": %lld, \"connections\": %lld, \"requests\": %lld}\n",
-                    static_cast<long long>(gofer::num_fibers()), static_cast<long long>(open_.load()),
-                    static_cast<long long>(requests_.load()));
+      std::snprintf(body, sizeof body,
+                    "{\"fibers\": %lld, \"connections\": %lld, \"requests\": %lld}\n",
+                    static_cast<long long>(gofer::num_fibers()),
+                    static_cast<long long>(open_.load()), static_cast<long long>(requests_.load()));
       return {200, "OK", "application/json", body};
     }
     return {404, "Not Found", "text/plain", "404 page not found\n"};
@@ -204,12 +211,18 @@ class server {
 
   static const char* reason(int code) {
     switch (code) {
-      case 400: return "Bad Request";
-      case 413: return "Content Too Large";
-      case 431: return "Request Header Fields Too Large";
-      case 501: return "Not Implemented";
-      case 505: return "HTTP Version Not Supported";
-      default: return "Error";
+      case 400:
+        return "Bad Request";
+      case 413:
+        return "Content Too Large";
+      case 431:
+        return "Request Header Fields Too Large";
+      case 501:
+        return "Not Implemented";
+      case 505:
+        return "HTTP Version Not Supported";
+      default:
+        return "Error";
     }
   }
 

@@ -75,7 +75,8 @@ inline fiber_local_table& current_fiber_locals() {
 template <class T>
 class fiber_local {
  public:
-  fiber_local() noexcept : key_(detail::next_fiber_local_key.fetch_add(1, std::memory_order_relaxed)) {}
+  fiber_local() noexcept
+      : key_(detail::next_fiber_local_key.fetch_add(1, std::memory_order_relaxed)) {}
   fiber_local(const fiber_local&) = delete;
   fiber_local& operator=(const fiber_local&) = delete;
 

@@ -16,6 +16,11 @@
 // Concurrency: any number of fibers may use one conn at once, as in Go; reads
 // are serialised among themselves, and so are writes, so each write's bytes
 // go out contiguously.
+//
+// A socket belongs to the runtime it was made in (a plain thread's, to the
+// default runtime): that runtime's netpoller wakes its waiters. Closing or
+// destroying it after that runtime has ended is safe; reading, writing or
+// accepting on it then is not (nothing would ever wake the call).
 #pragma once
 
 #include <arpa/inet.h>
@@ -250,7 +255,8 @@ class conn : public detail::socket_base {
     // in the edge already consumed. (Epoll reports the socket's state when
     // it hands the edge over, so a hang-up before then shows in that edge,
     // and one after it brings an edge of its own.)
-    if (pd_->drained && !pd_->hup.load(std::memory_order_acquire)) wait(detail::io_dir::read, "read");
+    if (pd_->drained && !pd_->hup.load(std::memory_order_acquire))
+      wait(detail::io_dir::read, "read");
     for (;;) {
       if (pd_->closed()) detail::throw_closed("read");
       ssize_t n = ::read(pd_->fd, buf.data(), buf.size());
@@ -285,7 +291,9 @@ class conn : public detail::socket_base {
     }
     return done;
   }
-  std::size_t write(std::string_view s) { return write(std::as_bytes(std::span(s.data(), s.size()))); }
+  std::size_t write(std::string_view s) {
+    return write(std::as_bytes(std::span(s.data(), s.size())));
+  }
 
   // Deadlines are absolute; time_point::max() means none. A deadline in the
   // past times out the blocked and the following calls at once.
@@ -440,7 +448,8 @@ inline conn dial(const context& ctx, std::string_view address) {
   };
   auto state = std::make_shared<watch_state>();
   state->pd = c.pd_;
-  if (auto d = ctx.deadline()) c.pd_->set_deadline(detail::io_dir::write, detail::to_monotonic_ns(*d));
+  if (auto d = ctx.deadline())
+    c.pd_->set_deadline(detail::io_dir::write, detail::to_monotonic_ns(*d));
   after_func_handle watch;
   if (ctx.done()) {
     watch = after_func(ctx, [state] {
@@ -470,7 +479,8 @@ inline conn dial(const context& ctx, std::string_view address) {
       // loopback race; getpeername tells a finished connect apart.
       sockaddr_storage ss;
       socklen_t sl = sizeof ss;
-      if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &sl) != 0 && errno == ENOTCONN) continue;
+      if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &sl) != 0 && errno == ENOTCONN)
+        continue;
     }
     finish();
     if (err != 0) detail::throw_errno(err, "dial " + std::string(address));

@@ -146,7 +146,7 @@ class signal_hub {
   }
 
   void install(int s) {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_sigaction = &on_signal;
     sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
@@ -167,17 +167,18 @@ class signal_hub {
     const struct sigaction& old = h.old_[s];
     if ((old.sa_flags & SA_SIGINFO) != 0) {
       if (old.sa_sigaction != nullptr) old.sa_sigaction(s, info, uctx);
-    } else if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN && old.sa_handler != nullptr) {
+    } else if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN &&
+               old.sa_handler != nullptr) {
       old.sa_handler(s);
     }
     errno = saved;
   }
 
   std::mutex mu_;
-  std::vector<sub> subs_;                  // guarded by mu_
-  std::array<int, NSIG> users_{};          // guarded by mu_: subscribers per signal
+  std::vector<sub> subs_;                     // guarded by mu_
+  std::array<int, NSIG> users_{};             // guarded by mu_: subscribers per signal
   std::array<struct sigaction, NSIG> old_{};  // written under mu_ before the handler can run
-  bool started_ = false;                   // guarded by mu_
+  bool started_ = false;                      // guarded by mu_
   int read_fd_ = -1;
   std::atomic<int> write_fd_{-1};
 };
@@ -193,6 +194,8 @@ inline void notify_signals(send_chan<int> ch, std::initializer_list<int> signals
 // Stops relaying to ch (Go's signal.Stop); a signal that no channel wants any
 // more takes back the handling it had before notify_signals. When it returns,
 // ch receives no more signals.
-inline void stop_signals(send_chan<int> ch) { detail::signal_hub::instance().unsubscribe(std::move(ch)); }
+inline void stop_signals(send_chan<int> ch) {
+  detail::signal_hub::instance().unsubscribe(std::move(ch));
+}
 
 }  // namespace gofer

@@ -67,8 +67,8 @@ class leak_check {
     verified_ = true;
     const auto end = std::chrono::steady_clock::now() + grace_;
     std::vector<detail::fiber_snapshot> left;
-    for (std::chrono::microseconds pause(50);; pause = std::min<std::chrono::microseconds>(
-                                                    pause * 2, std::chrono::milliseconds(20))) {
+    for (std::chrono::microseconds pause(50);;
+         pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(20))) {
       left = leaked();
       if (left.empty()) {
         report_.clear();
@@ -81,8 +81,8 @@ class leak_check {
     }
     std::ostringstream os;
     os << "gofer: " << left.size() << (left.size() == 1 ? " fiber" : " fibers")
-       << " leaked by the scope of the leak_check at " << where_.file_name() << ':'
-       << where_.line() << ":\n\n";
+       << " leaked by the scope of the leak_check at " << where_.file_name() << ':' << where_.line()
+       << ":\n\n";
     for (const auto& s : left) detail::format_fiber(os, s);
     report_ = os.str();
     return false;

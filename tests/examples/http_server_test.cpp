@@ -3,14 +3,12 @@
 // slow clients dropped by the header timeout, shutdown draining in-flight
 // requests. And the parser on its own, for the cases a socket cannot reach
 // precisely.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
+#include <gofer/gofer.hpp>
 #include <string>
 #include <vector>
-
-#include <gofer/gofer.hpp>
 
 #include "http_server/http_parser.hpp"
 #include "http_server/server.hpp"
@@ -115,8 +113,9 @@ TEST_CASE("http: GET / answers the hello over keep-alive, several times", "[http
 TEST_CASE("http: pipelined requests are answered in order", "[http]") {
   with_server({}, [](const std::string& addr, http::server&, auto&) {
     auto c = connect(addr);
-    c.write("GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\n"
-            "GET /stats HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.write(
+        "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\n"
+        "GET /stats HTTP/1.1\r\nHost: t\r\n\r\n");
     std::string pending;
     CHECK(read_response(c, pending).status == 200);
     CHECK(read_response(c, pending).status == 404);
@@ -138,8 +137,10 @@ TEST_CASE("http: bad requests get their status and lose their connection, others
       {"bare LF", "GET / HTTP/1.1\nHost: t\n\n", 400},
       {"no Host", "GET / HTTP/1.1\r\n\r\n", 400},
       {"space before colon", "GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400},
-      {"headers over 8 KiB", "GET / HTTP/1.1\r\nHost: t\r\nX: " + std::string(9000, 'a') + "\r\n\r\n", 431},
-      {"body over the limit", "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n", 413},
+      {"headers over 8 KiB",
+       "GET / HTTP/1.1\r\nHost: t\r\nX: " + std::string(9000, 'a') + "\r\n\r\n", 431},
+      {"body over the limit", "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n",
+       413},
       {"unsupported method", "BREW / HTTP/1.1\r\nHost: t\r\n\r\n", 501},
       {"HTTP/2 as text", "GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505},
   };
@@ -232,8 +233,9 @@ TEST_CASE("http: shutdown finishes requests in flight, closes idle ones, refuses
 // ---- The parser alone ---------------------------------------------------------
 
 TEST_CASE("http parser: a complete request, its headers and body", "[http]") {
-  std::string raw = "POST /submit?x=1 HTTP/1.1\r\nHost: example\r\nContent-Length: 5\r\n"
-                    "Connection: keep-alive\r\n\r\nhelloGET";
+  std::string raw =
+      "POST /submit?x=1 HTTP/1.1\r\nHost: example\r\nContent-Length: 5\r\n"
+      "Connection: keep-alive\r\n\r\nhelloGET";
   auto r = http::parse(raw);
   REQUIRE(r.status == http::parse_status::complete);
   CHECK(r.consumed == raw.size() - 3);
@@ -262,15 +264,19 @@ TEST_CASE("http parser: keep-alive follows the version and Connection", "[http]"
 
 TEST_CASE("http parser: what request smuggling relies on is refused", "[http]") {
   using ps = http::parse_status;
-  CHECK(http::parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd")
+  CHECK(http::parse(
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd")
             .status == ps::bad_request);
-  CHECK(http::parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
+  CHECK(http::parse(
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
             .status == ps::bad_request);
   CHECK(http::parse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n").status ==
         ps::not_implemented);
-  CHECK(http::parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n").status == ps::bad_request);
+  CHECK(http::parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n").status ==
+        ps::bad_request);
   CHECK(http::parse("GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n").status == ps::bad_request);
   CHECK(http::parse("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").status == ps::bad_request);
-  CHECK(http::parse(std::string("GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", 30)).status == ps::bad_request);
+  CHECK(http::parse(std::string("GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", 30)).status ==
+        ps::bad_request);
   CHECK(http::parse("GET /a b HTTP/1.1\r\nHost: h\r\n\r\n").status == ps::bad_request);
 }

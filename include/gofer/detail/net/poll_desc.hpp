@@ -245,7 +245,8 @@ struct poll_desc : poll_target {
     const bool rd = (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
     const bool wr = (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
     waiter* ws[2] = {nullptr, nullptr};
-    if ((ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) pd->hup.store(true, std::memory_order_release);
+    if ((ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0)
+      pd->hup.store(true, std::memory_order_release);
     pd->mu.lock();
     if (rd) {
       pd->dirs[0].ready = true;
