@@ -164,22 +164,21 @@ inline parse_status parse_into(std::string_view buf, const limits& lim, request&
                                std::size_t& consumed) {
   consumed = 0;
   req.headers.clear();
-  auto fail = [](parse_status s) { return s; };
   // RFC 9112 §2.2: a server should ignore empty lines before a request line.
   std::size_t start = 0;
   while (start + 1 < buf.size() && buf[start] == '\r' && buf[start + 1] == '\n') start += 2;
-  if (start > 8) return fail(parse_status::bad_request);  // not a stray CRLF or two
+  if (start > 8) return parse_status::bad_request;  // not a stray CRLF or two
 
   std::size_t end = buf.find("\r\n\r\n", start);
   std::size_t head_len = end == std::string_view::npos ? buf.size() - start : end + 4 - start;
-  if (head_len > lim.max_header_bytes) return fail(parse_status::header_too_large);
+  if (head_len > lim.max_header_bytes) return parse_status::header_too_large;
   if (end == std::string_view::npos) {
     // A bare LF where a line must end is refused now, not after 8 KiB.
     if (buf.substr(start).find('\n') != std::string_view::npos) {
       std::string_view head = buf.substr(start);
       for (std::size_t i = 0; i < head.size(); ++i)
         if (head[i] == '\n' && (i == 0 || head[i - 1] != '\r'))
-          return fail(parse_status::bad_request);
+          return parse_status::bad_request;
     }
     return parse_status::incomplete;
   }
@@ -194,28 +193,28 @@ inline parse_status parse_into(std::string_view buf, const limits& lim, request&
   };
 
   std::string_view rest = head, line;
-  if (!next_line(rest, line)) return fail(parse_status::bad_request);
+  if (!next_line(rest, line)) return parse_status::bad_request;
 
   // request-line = method SP request-target SP HTTP-version
   std::size_t sp1 = line.find(' ');
-  if (sp1 == std::string_view::npos) return fail(parse_status::bad_request);
+  if (sp1 == std::string_view::npos) return parse_status::bad_request;
   std::size_t sp2 = line.find(' ', sp1 + 1);
   if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
-    return fail(parse_status::bad_request);
+    return parse_status::bad_request;
   std::string_view method = line.substr(0, sp1);
   std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   std::string_view version = line.substr(sp2 + 1);
-  if (!detail::is_token(method)) return fail(parse_status::bad_request);
-  if (target.empty()) return fail(parse_status::bad_request);
+  if (!detail::is_token(method)) return parse_status::bad_request;
+  if (target.empty()) return parse_status::bad_request;
   for (unsigned char c : target)
-    if (c <= 0x20 || c == 0x7f) return fail(parse_status::bad_request);
+    if (c <= 0x20 || c == 0x7f) return parse_status::bad_request;
   if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' ||
       version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9')
-    return fail(parse_status::bad_request);
-  if (version[5] != '1') return fail(parse_status::version_not_supported);
+    return parse_status::bad_request;
+  if (version[5] != '1') return parse_status::version_not_supported;
   req.minor_version = version[7] - '0';
-  if (target != "*" && target.front() != '/') return fail(parse_status::bad_request);
-  if (target == "*" && method != "OPTIONS") return fail(parse_status::bad_request);
+  if (target != "*" && target.front() != '/') return parse_status::bad_request;
+  if (target == "*" && method != "OPTIONS") return parse_status::bad_request;
 
   bool have_length = false;
   std::uint64_t length = 0;
@@ -223,45 +222,45 @@ inline parse_status parse_into(std::string_view buf, const limits& lim, request&
   bool chunked_or_other_coding = false;
   std::string_view connection;
   while (!rest.empty()) {
-    if (!next_line(rest, line)) return fail(parse_status::bad_request);
+    if (!next_line(rest, line)) return parse_status::bad_request;
     if (line.front() == ' ' || line.front() == '\t')
-      return fail(parse_status::bad_request);  // obs-fold
+      return parse_status::bad_request;  // obs-fold
     std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return fail(parse_status::bad_request);
+    if (colon == std::string_view::npos) return parse_status::bad_request;
     std::string_view name = line.substr(0, colon);
-    if (!detail::is_token(name)) return fail(parse_status::bad_request);  // also: space before ':'
+    if (!detail::is_token(name)) return parse_status::bad_request;  // also: space before ':'
     std::string_view value = detail::trim_ows(line.substr(colon + 1));
-    if (!detail::is_field_value(value)) return fail(parse_status::bad_request);
-    if (req.headers.size() == lim.max_headers) return fail(parse_status::header_too_large);
+    if (!detail::is_field_value(value)) return parse_status::bad_request;
+    if (req.headers.size() == lim.max_headers) return parse_status::header_too_large;
 
     if (detail::iequals(name, "content-length")) {
-      if (value.empty() || value.size() > 18) return fail(parse_status::bad_request);
+      if (value.empty() || value.size() > 18) return parse_status::bad_request;
       std::uint64_t v = 0;
       for (char c : value) {
-        if (c < '0' || c > '9') return fail(parse_status::bad_request);
+        if (c < '0' || c > '9') return parse_status::bad_request;
         v = v * 10 + static_cast<std::uint64_t>(c - '0');
       }
-      if (have_length && v != length) return fail(parse_status::bad_request);
+      if (have_length && v != length) return parse_status::bad_request;
       have_length = true;
       length = v;
     } else if (detail::iequals(name, "transfer-encoding")) {
       chunked_or_other_coding = true;
     } else if (detail::iequals(name, "host")) {
-      if (have_host) return fail(parse_status::bad_request);
+      if (have_host) return parse_status::bad_request;
       have_host = true;
     } else if (detail::iequals(name, "connection")) {
       connection = value;
     }
     req.headers.emplace_back(name, value);
   }
-  if (req.minor_version >= 1 && !have_host) return fail(parse_status::bad_request);
+  if (req.minor_version >= 1 && !have_host) return parse_status::bad_request;
   if (chunked_or_other_coding) {
     // Both at once is the classic smuggling vector: refuse it outright.
-    if (have_length) return fail(parse_status::bad_request);
-    return fail(parse_status::not_implemented);
+    if (have_length) return parse_status::bad_request;
+    return parse_status::not_implemented;
   }
-  if (!detail::known_method(method)) return fail(parse_status::not_implemented);
-  if (length > lim.max_body_bytes) return fail(parse_status::body_too_large);
+  if (!detail::known_method(method)) return parse_status::not_implemented;
+  if (length > lim.max_body_bytes) return parse_status::body_too_large;
 
   std::size_t body_at = end + 4;
   if (buf.size() - body_at < length) return parse_status::incomplete;

@@ -390,8 +390,6 @@ class listener : public detail::socket_base {
       // The peer gave up while queued, or a transient shortage: try again
       // (Go's accept loop does the same).
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-        detail::throw_errno(errno, "accept");
       if (errno != EAGAIN) detail::throw_errno(errno, "accept");
       switch (pd_->wait(detail::io_dir::read)) {
         case detail::io_wait_result::ready:

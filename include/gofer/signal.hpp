@@ -56,11 +56,10 @@ class signal_hub {
       // A forked child has no relay thread: it starts its own on its next
       // subscription. The lock is held across fork so the child's copy of
       // it is never locked by a thread that does not exist there.
-      ::pthread_atfork([] { instance_ptr()->mu_.lock(); }, [] { instance_ptr()->mu_.unlock(); },
+      ::pthread_atfork([] { instance().mu_.lock(); }, [] { instance().mu_.unlock(); },
                        [] {
-                         signal_hub* c = instance_ptr();
-                         c->started_ = false;
-                         c->mu_.unlock();
+                         instance().started_ = false;
+                         instance().mu_.unlock();
                        });
       return hub;
     }();
@@ -107,8 +106,6 @@ class signal_hub {
     send_chan<int> ch;
     std::array<bool, NSIG> wants;
   };
-
-  static signal_hub* instance_ptr() { return &instance(); }
 
   void start() {
     if (started_) return;

@@ -116,23 +116,19 @@ struct poll_desc : poll_target {
       waiter w;
       dir.w = &w;
       rt->netpoll().add_waiters(1);
-      rt->poke_poller();
+      // A fiber of rt needs no poke: its own M polls once it runs out of
+      // work. A thread, or a fiber of another runtime, has no M of rt.
+      if (w.f == nullptr || w.f->rt != rt) rt->poke_poller();
       bool interrupted;
       {
         abandon_scope unlink(w.f, [&] {
           std::lock_guard lk(mu);
-          if (dir.w == &w) {
-            dir.w = nullptr;
-            rt->netpoll().add_waiters(-1);
-          }
+          drop_waiter(dir, &w);
         });
         interrupted = w.block(mu, d == io_dir::read ? wait_reason::io_read : wait_reason::io_write);
       }
       mu.lock();
-      if (dir.w == &w) {  // not taken by a waker: interrupted
-        dir.w = nullptr;
-        rt->netpoll().add_waiters(-1);
-      }
+      drop_waiter(dir, &w);  // still there only if interrupted
       if (interrupted) {
         mu.unlock();
         throw deadlock_error();
@@ -195,6 +191,11 @@ struct poll_desc : poll_target {
   static void recycle(poll_desc* pd) noexcept;
 
  private:
+  // Under mu: takes w off dir if it is still the parked waiter.
+  void drop_waiter(direction& dir, waiter* w) noexcept {
+    if (dir.w == w) take_waiter(dir);
+  }
+
   waiter* take_waiter(direction& dir) noexcept {
     waiter* w = dir.w;
     if (w != nullptr) {
