@@ -2,6 +2,14 @@
 """Runs gofer's benchmarks and the same workloads on its peers (std threads,
 Boost.Fiber, Go) in one session, and prints how gofer compares.
 
+By default it runs the main comparison: what channels and mutexes cost in
+gofer, in Go's runtime, with std::mutex and std::condition_variable between
+threads, and in Boost.Fiber, including one program written both ways (a
+shared counter, a producer/consumer stream). It takes about two minutes;
+--quick takes about thirty seconds. --all runs every workload (spawning,
+sleeping, idle CPU, memory per parked fiber, pool, context...) and checks the
+acceptance targets; --filter picks cases out of every workload.
+
 Every case ("spawn_join/procs:2", "parked_fibers/n:1000000", ...) is run once
 per implementation per repetition, round-robin: repetition 1 runs every case on
 every implementation, then repetition 2 does the same, and so on. Interleaving
@@ -106,6 +114,26 @@ SIDE_BY_SIDE = [
     ("a 4-producer 4-consumer stream: channel or mutex + condition variable",
      ["stream_4p4c", "queue_cond_4p4c"]),
 ]
+# The main comparison: channel and mutex costs. procs:1 where Boost.Fiber
+# (one thread, no work sharing) has the twin, procs:2 where parallelism is the
+# point.
+MAIN_CASES = [
+    "chan_pingpong/procs:1",
+    "chan_pingpong/procs:2",
+    "chan_buffered_1p1c/procs:1",
+    "chan_buffered_4p4c/procs:2",
+    "select2_unbuffered/procs:1",
+    "mutex_uncontended/procs:1",
+    "mutex_contended_8/procs:1",
+    "mutex_contended_8/procs:2",
+    "rw_mutex_read90_8/procs:2",
+    "counter_mutex_8/procs:2",
+    "counter_chan_8/procs:2",
+    "stream_4p4c/procs:1",
+    "queue_cond_4p4c/procs:1",
+    "stream_4p4c/procs:2",
+    "queue_cond_4p4c/procs:2",
+]
 NOT_FIGURES = {"samples"}
 # Fields of Google Benchmark's JSON that are not user counters.
 CPP_FIELDS = {"family_index", "per_family_instance_index", "repetitions",
@@ -117,6 +145,10 @@ RUN_OPTION = re.compile(r"^(real_time|manual_time|process_time|iterations:\d+|"
                         r"min_time:.*|repeats:\d+|threads:\d+)$")
 
 RUN_TIMEOUT_S = 900
+# Seconds each run measures for (Google Benchmark's min_time, Go's
+# -benchtime); --quick runs one repetition at the shorter one.
+MIN_TIME = 0.5
+QUICK_MIN_TIME = 0.25
 
 
 def log(msg):
@@ -173,7 +205,7 @@ class CppImpl(Impl):
         full = self.cases[key]
         cmd = [str(self.binary), f"--benchmark_filter=^{re.escape(full)}$",
                "--benchmark_format=json",
-               f"--benchmark_min_time={0.1 if quick else 0.5}"]
+               f"--benchmark_min_time={QUICK_MIN_TIME if quick else MIN_TIME}"]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
         if p.returncode != 0:
             return None, f"exit status {p.returncode}: {tail(p.stderr or p.stdout)}"
@@ -213,7 +245,7 @@ class GoImpl(Impl):
 
     def run(self, key, quick):
         pattern, procs = self.cases[key]
-        benchtime = "1x" if self.single_shot(key) else ("0.1s" if quick else "0.5s")
+        benchtime = "1x" if self.single_shot(key) else f"{QUICK_MIN_TIME if quick else MIN_TIME}s"
         env = dict(os.environ, GOMAXPROCS=str(procs))
         cmd = [str(self.binary), "-test.run", "^$", "-test.bench", pattern,
                "-test.benchtime", benchtime, "-test.count", "1", "-test.cpu", str(procs)]
@@ -277,7 +309,15 @@ def fmt_ratio(x):
     return f"{x:.3g}" if x < 10 else f"{x:.0f}"
 
 
-def print_table(keys, medians, samples, reps, load):
+def fmt_value(x):
+    if x is None:
+        return "-"
+    return f"{x:.2f}" if x < 10 else (f"{x:.1f}" if x < 100 else f"{x:.0f}")
+
+
+def print_table(keys, impls, medians, samples, reps, load):
+    """Medians per implementation, then gofer/peer ratios of those medians."""
+    peers = [p for p in PEERS if p in impls]
     rows = []
     for key in keys:
         g = medians.get(key, {}).get("gofer")
@@ -286,31 +326,95 @@ def print_table(keys, medians, samples, reps, load):
         for metric in METRICS.get(workload_of(key), sorted(g)):
             if metric not in g:
                 continue
+            per = medians.get(key, {})
             row = [key, metric]
-            for peer in PEERS:
-                p = medians.get(key, {}).get(peer, {}).get(metric)
+            row += [fmt_value(per.get(n, {}).get(metric)) for n in ["gofer"] + peers]
+            for peer in peers:
+                p = per.get(peer, {}).get(metric)
                 row.append(fmt_ratio(g[metric] / p) if p else "-")
             xs = samples[key]["gofer"][metric]
             spread = max(xs) / min(xs) if len(xs) > 1 and min(xs) > 0 else None
             row.append(fmt_ratio(spread))
             rows.append(row)
-    header = ["workload", "metric"] + [f"gofer/{p}" for p in PEERS] + ["gofer spread"]
+    if not rows:
+        return
+    header = (["workload", "metric", "gofer"] + peers + [f"gofer/{p}" for p in peers]
+              + ["spread"])
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
 
     def line(r):
         return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(r, widths)))
 
-    print(f"Ratios of medians over {reps} repetition(s), this session; every metric is "
-          f"lower-is-better, so < 1 means gofer is ahead.")
+    print(f"Medians over {reps} repetition(s), then gofer/peer ratios of those medians. "
+          f"Every metric is lower-is-better,")
+    print("so a ratio below 1 means gofer is ahead. 'spread' is max/min of gofer's own "
+          "repetitions: how much to trust a row.")
     print(f"Load average {load[0]:.2f} at start, {load[1]:.2f} at end, on "
-          f"{len(os.sched_getaffinity(0))} CPUs: other work on the machine skews every figure.")
-    print("'gofer spread' is max/min of gofer's own repetitions: how much to trust a row.")
+          f"{len(os.sched_getaffinity(0))} CPUs: other work on the machine skews absolute "
+          f"figures, ratios much less.")
     print()
     print(line(header))
     print(line(["-" * w for w in widths]))
     for r in rows:
         print(line(r))
+
+
+CHART_LABELS = {"gofer": "gofer", "go": "Go", "std": "std threads", "boost": "Boost.Fiber"}
+
+
+def write_chart(keys, impls, medians, reps, out):
+    """A PNG of the ns-per-operation medians, one cluster of bars per case, drawn
+    by gnuplot. Returns the path, or None with a message when it cannot."""
+    gnuplot = shutil.which("gnuplot")
+    if gnuplot is None:
+        log("compare: no gnuplot (Debian: gnuplot-nox); chart skipped")
+        return None
+    names = ["gofer"] + [p for p in PEERS if p in impls]
+    rows = []
+    for key in keys:
+        metric = METRICS.get(workload_of(key), [""])[0]
+        per = medians.get(key, {})
+        if not metric.startswith("ns_per") or metric not in per.get("gofer", {}):
+            continue
+        rows.append([key] + [per.get(n, {}).get(metric) for n in names])
+    if not rows:
+        return None
+    data = out.with_suffix(".dat")
+    with data.open("w") as f:
+        f.write("case " + " ".join(f'"{CHART_LABELS[n]}"' for n in names) + "\n")
+        for r in rows:
+            f.write(f'"{r[0]}" ' + " ".join("-" if v is None else f"{v:.4g}" for v in r[1:])
+                    + "\n")
+    colours = {"gofer": "#1b9e77", "go": "#00add8", "std": "#7570b3", "boost": "#d95f02"}
+    plots = ", ".join(
+        f"'{data}' using {i + 2}:xtic(1) title columnheader({i + 2}) lc rgb '{colours[n]}'"
+        for i, n in enumerate(names))
+    width = max(900, 70 * len(rows) + 200)
+    script = f"""
+set terminal pngcairo noenhanced size {width},600 font ",10"
+set output '{out}'
+set title "ns per operation, median of {reps} run(s) each, {time.strftime('%Y-%m-%d')}, \
+{len(os.sched_getaffinity(0))} CPUs (lower is better; log scale)"
+set datafile missing "-"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.9 noborder
+set boxwidth 0.9
+set logscale y
+set grid ytics mytics
+set ylabel "ns per operation"
+set xtics rotate by 30 right nomirror font ",9"
+set key top left
+set bmargin 9
+set lmargin 14
+plot {plots}
+"""
+    p = subprocess.run([gnuplot], input=script, capture_output=True, text=True)
+    if p.returncode != 0:
+        log(f"compare: gnuplot failed, chart skipped: {tail(p.stderr)}")
+        return None
+    return out
 
 
 def print_side_by_side(keys, medians):
@@ -442,12 +546,19 @@ def main():
     ap.add_argument("--repetitions", "-r", type=int, default=3)
     ap.add_argument("--quick", action="store_true",
                     help="one repetition, shorter minimum times")
-    ap.add_argument("--filter", default="", help="regex: only cases whose name matches")
+    ap.add_argument("--all", action="store_true",
+                    help="every workload, not only channel and mutex costs, and the "
+                         "acceptance targets")
+    ap.add_argument("--filter", default="",
+                    help="regex: only the cases, out of every workload, whose name matches")
+    ap.add_argument("--chart", type=Path, default=None,
+                    help="where to write the PNG chart (default: <build-dir>/compare.png)")
     ap.add_argument("--json", type=Path, default=None,
                     help="where to write every sample and the absolute medians "
                          "(default: <build-dir>/compare.json)")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     args = ap.parse_args()
+    started = time.time()
     reps = 1 if args.quick else max(1, args.repetitions)
     build_dir = args.build_dir.resolve()
 
@@ -466,6 +577,8 @@ def main():
     keys = list(impls["gofer"].cases)
     if args.filter:
         keys = [k for k in keys if re.search(args.filter, k)]
+    elif not args.all:
+        keys = [k for k in MAIN_CASES if k in impls["gofer"].cases]
     go_bin = build_dir / "go" / "goferpeers.test" if args.list else build_go(build_dir)
     if go_bin is not None:
         impls["go"] = GoImpl(go_bin, keys, impls["gofer"].single_shot)
@@ -482,7 +595,6 @@ def main():
     crashed = []
     total = sum(len(v) for v in plan_impls.values()) * reps
     done = 0
-    started = time.time()
     load_at_start = os.getloadavg()[0]
     log(f"compare: {len(keys)} cases, {total} runs, load average "
         f"{os.getloadavg()[0]:.2f} on {len(os.sched_getaffinity(0))} CPUs")
@@ -512,9 +624,9 @@ def main():
 
     medians = {k: {n: {m: median(xs) for m, xs in per.items()}
                    for n, per in v.items() if per} for k, v in samples.items()}
-    print_table(keys, medians, samples, reps, (load_at_start, os.getloadavg()[0]))
+    print_table(keys, impls, medians, samples, reps, (load_at_start, os.getloadavg()[0]))
     print_side_by_side(keys, medians)
-    results = checks(medians, keys, errors)
+    results = checks(medians, keys, errors) if args.all or args.filter else []
     if args.filter:
         # A check whose cases were all filtered out says nothing.
         results = [r for r in results
@@ -544,7 +656,12 @@ def main():
     }
     out = args.json or build_dir / "compare.json"
     out.write_text(json.dumps(record, indent=2))
-    log(f"compare: samples and absolute medians written to {out}")
+    chart = write_chart(keys, impls, medians, reps, args.chart or build_dir / "compare.png")
+    print()
+    if chart is not None:
+        print(f"Chart: {chart}")
+    print(f"Every sample and the absolute medians: {out}")
+    print(f"{time.time() - started:.0f} s in all.")
     return 1 if crashed else 0
 
 
