@@ -443,3 +443,31 @@ TEST_CASE("two plain threads talk over a channel without any fiber", "[chan][thr
   t.join();
   CHECK(sum == 9900);
 }
+
+// Go programs end with goroutines still blocked all the time. Here the
+// fibers wait through references to main's channels, whose last handles die
+// when main returns: each channel must outlive its waiters, which the
+// runtime takes off as it ends (under AddressSanitizer a channel freed
+// first is reported; elsewhere it can hang, hence the child).
+TEST_CASE("run may return while fibers wait on channels that die with main", "[chan][child]") {
+  auto r = gofer::test::run_in_child([] {
+    gofer::run([] {
+      gofer::chan<int> c, e, f;
+      gofer::chan<int> d(1);
+      d.send(0);  // full: the select's send case blocks
+      gofer::go([&] { c.recv(); });
+      gofer::go([&] { gofer::select(gofer::on_recv(e), gofer::on_send(d, 1)); });
+      gofer::go([&] { f.send(1); });
+      const bool parked = gofer::test::eventually([] {
+        return gofer::test::fibers_waiting("chan receive") == 1 &&
+               gofer::test::fibers_waiting("select") == 1 &&
+               gofer::test::fibers_waiting("chan send") == 1;
+      });
+      if (!parked) std::_Exit(2);
+    });
+    std::_Exit(0);
+  }, std::chrono::seconds(20));
+  INFO(r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.exit_code == 0);
+}

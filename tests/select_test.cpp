@@ -353,3 +353,27 @@ TEST_CASE("a blocked select uses no CPU", "[select]") {
     CHECK(used < 60ms);
   }, {.procs = 2});
 }
+
+// A select holds no handle of its channels: the last one may die while it
+// waits. The channel must then last until the select has left its queue
+// (under AddressSanitizer a channel freed first is reported, and one never
+// freed is a leak).
+TEST_CASE("a channel whose last handle dies while a select waits on it", "[select]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::chan<int> a;
+    auto b = std::make_unique<gofer::chan<int>>();
+    int got = 0;
+    gofer::wait_group wg;
+    wg.add(1);
+    gofer::go([&, bs = b.get()] {
+      gofer::select(gofer::on_recv(a, [&](std::optional<int> v) { got = v.value_or(-1); }),
+                    gofer::on_recv(*bs, [&](std::optional<int>) { got = -2; }));
+      wg.done();
+    });
+    REQUIRE(gofer::test::eventually([] { return gofer::test::fibers_waiting("select") == 1; }));
+    b.reset();
+    a.send(7);
+    wg.wait();
+    CHECK(got == 7);
+  });
+}

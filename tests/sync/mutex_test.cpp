@@ -16,6 +16,7 @@
 
 #include "../support/runtime_fixture.hpp"
 #include "../support/subprocess.hpp"
+#include "../support/sync_inspector.hpp"
 
 TEST_CASE("mutex works with the standard lock holders", "[mutex]") {
   gofer::mutex m;
@@ -217,3 +218,46 @@ TEST_CASE("unlocking an unlocked mutex is a fatal error that says so", "[mutex][
   CHECK(r.signal == SIGABRT);
   CHECK(r.err.find("gofer: unlock of unlocked mutex") != std::string::npos);
 }
+
+// Under ThreadSanitizer its background thread keeps the deadlock detector
+// rightly quiet (as in runtime_test.cpp).
+#if !GOFER_TSAN
+TEST_CASE("a lock the deadlock detector gave up on leaves the mutex consistent",
+          "[mutex][death][child]") {
+  if (gofer::test::under_emulator()) {
+    WARN("skipped under an emulator: its own threads count as live threads");
+    return;
+  }
+  using gofer::detail::sync_inspector;
+  auto r = gofer::test::run_in_child([] {
+    gofer::mutex m;
+    try {
+      gofer::run([&] {
+        gofer::chan<int> locked, never;
+        gofer::go([&] {
+          m.lock();
+          locked.send(1);
+          never.recv();  // holds m for good
+        });
+        locked.recv();
+        m.lock();
+      });
+    } catch (const gofer::deadlock_error&) {
+      // Held by the sleeping fiber, with no waiter counted: the main fiber
+      // that waited is gone.
+      if (sync_inspector::state(m) != sync_inspector::mutex_locked) std::_Exit(2);
+      // So an unlock wakes nobody and leaves no woken bit or semaphore count
+      // behind, which would later let a waiter in on a handed-off lock.
+      m.unlock();
+      if (sync_inspector::state(m) != 0 || sync_inspector::sema(m) != 0) std::_Exit(3);
+      std::_Exit(0);
+    }
+    std::_Exit(1);
+  }, std::chrono::seconds(20));
+  INFO(r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.signal == 0);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.err, Catch::Contains("\"main\" [waiting: mutex"));
+}
+#endif

@@ -14,6 +14,7 @@
 
 #include "../support/runtime_fixture.hpp"
 #include "../support/subprocess.hpp"
+#include "../support/sync_inspector.hpp"
 
 TEST_CASE("rw_mutex works with the standard lock holders", "[rw_mutex]") {
   gofer::rw_mutex m;
@@ -165,3 +166,78 @@ TEST_CASE("unlocking an unlocked rw_mutex is a fatal error that says so", "[rw_m
     CHECK(r.err.find("gofer: unlock of unlocked rw_mutex") != std::string::npos);
   }
 }
+
+// Under ThreadSanitizer its background thread keeps the deadlock detector
+// rightly quiet (as in runtime_test.cpp).
+#if !GOFER_TSAN
+TEST_CASE("a wait the deadlock detector gave up on leaves the rw_mutex consistent",
+          "[rw_mutex][death][child]") {
+  if (gofer::test::under_emulator()) {
+    WARN("skipped under an emulator: its own threads count as live threads");
+    return;
+  }
+  using gofer::detail::sync_inspector;
+  SECTION("a reader waiting behind a writer") {
+    auto r = gofer::test::run_in_child([] {
+      gofer::rw_mutex m;
+      try {
+        gofer::run([&] {
+          gofer::chan<int> locked, never;
+          gofer::go([&] {
+            m.lock();
+            locked.send(1);
+            never.recv();  // holds the write lock for good
+          });
+          locked.recv();
+          m.lock_shared();
+        });
+      } catch (const gofer::deadlock_error&) {
+        // The writer in, no reader counted: the reader that waited is gone.
+        if (sync_inspector::reader_count(m) != -sync_inspector::max_readers) std::_Exit(2);
+        // So the writer's unlock lets in nobody, leaving no count behind
+        // that would later let a reader in beside a writer.
+        m.unlock();
+        if (sync_inspector::reader_count(m) != 0 || sync_inspector::reader_sem(m) != 0)
+          std::_Exit(3);
+        if (!m.try_lock()) std::_Exit(4);
+        std::_Exit(0);
+      }
+      std::_Exit(1);
+    }, std::chrono::seconds(20));
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.err, Catch::Contains("\"main\" [waiting: rw_mutex.lock_shared"));
+  }
+  SECTION("a writer waiting for a reader to leave") {
+    auto r = gofer::test::run_in_child([] {
+      gofer::rw_mutex m;
+      try {
+        gofer::run([&] {
+          gofer::chan<int> locked, never;
+          gofer::go([&] {
+            m.lock_shared();
+            locked.send(1);
+            never.recv();  // holds a read lock for good
+          });
+          locked.recv();
+          m.lock();
+        });
+      } catch (const gofer::deadlock_error&) {
+        // The writer withdrew: the reader still in, no writer pending, the
+        // writers' mutex free. New readers get in; a writer still cannot.
+        if (sync_inspector::reader_count(m) != 1 || sync_inspector::reader_wait(m) != 0)
+          std::_Exit(2);
+        if (sync_inspector::state(sync_inspector::writers(m)) != 0) std::_Exit(3);
+        if (!m.try_lock_shared()) std::_Exit(4);
+        m.unlock_shared();
+        if (m.try_lock()) std::_Exit(5);
+        std::_Exit(0);
+      }
+      std::_Exit(1);
+    }, std::chrono::seconds(20));
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.err, Catch::Contains("\"main\" [waiting: rw_mutex.lock"));
+  }
+}
+#endif

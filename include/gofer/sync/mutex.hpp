@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <thread>
 
+#include "gofer/detail/diag/deadlock_error.hpp"
 #include "gofer/detail/diag/panic.hpp"
 #include "gofer/detail/park/sema.hpp"
 #include "gofer/detail/time/timer_heap.hpp"
@@ -41,6 +42,8 @@
 namespace gofer {
 
 namespace detail {
+
+struct sync_inspector;
 
 // Whether a contender for a lock should spin (iteration `iter`) rather than
 // park. Shared by mutex and rw_mutex.
@@ -135,7 +138,12 @@ class mutex {
       // Queued. A waiter that was woken before goes back to the front.
       const bool requeue = wait_start != 0;
       if (wait_start == 0) wait_start = detail::monotonic_ns();
-      detail::sema_acquire(&sema_, detail::wait_reason::mutex, requeue);
+      try {
+        detail::sema_acquire(&sema_, detail::wait_reason::mutex, requeue);
+      } catch (const deadlock_error&) {
+        forget_waiter();
+        throw;
+      }
       is_starving = is_starving || detail::monotonic_ns() - wait_start > starvation_threshold_ns;
       old = state_.load(std::memory_order_relaxed);
       if ((old & starving) != 0) {
@@ -149,6 +157,22 @@ class mutex {
       }
       awoke = true;
       iter = 0;
+    }
+  }
+
+  // Counts out a waiter the deadlock detector took away, so that whoever
+  // catches the deadlock_error finds the mutex consistent: an unlock then
+  // neither wakes nobody (leaving the woken bit and a semaphore count behind,
+  // which would later let a waiter in on a lock that was handed to another)
+  // nor keeps starvation mode with no one left to hand the lock to. Only
+  // run()'s main fiber is interrupted, when nothing else runs, so no unlock
+  // races with this.
+  void forget_waiter() noexcept {
+    std::uint32_t old = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      std::uint32_t next = old - one_waiter;
+      if ((next >> waiter_shift) == 0) next &= ~starving;
+      if (state_.compare_exchange_weak(old, next, std::memory_order_relaxed)) return;
     }
   }
 
@@ -173,6 +197,8 @@ class mutex {
       }
     }
   }
+
+  friend struct detail::sync_inspector;  // tests look at the state words
 
   std::atomic<std::uint32_t> state_{0};
   std::atomic<std::uint32_t> sema_{0};

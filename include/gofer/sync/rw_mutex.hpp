@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "gofer/detail/diag/deadlock_error.hpp"
 #include "gofer/detail/diag/panic.hpp"
 #include "gofer/detail/park/sema.hpp"
 #include "gofer/sync/mutex.hpp"
@@ -34,7 +35,14 @@ class rw_mutex {
   void lock_shared() {
     if (reader_count_.fetch_add(1, std::memory_order_acquire) < 0) [[unlikely]] {
       // A writer is pending: wait for its unlock to let us in.
-      detail::sema_acquire(&reader_sem_, detail::wait_reason::rw_mutex_read);
+      try {
+        detail::sema_acquire(&reader_sem_, detail::wait_reason::rw_mutex_read);
+      } catch (const deadlock_error&) {
+        // Interrupted by the deadlock detector (see mutex::forget_waiter):
+        // this reader counted itself in, and must not stay counted.
+        reader_count_.fetch_sub(1, std::memory_order_relaxed);
+        throw;
+      }
     }
   }
 
@@ -59,7 +67,17 @@ class rw_mutex {
     // Announce the writer; r is the number of readers already in.
     std::int32_t r = reader_count_.fetch_sub(max_readers, std::memory_order_acq_rel);
     if (r != 0 && reader_wait_.fetch_add(r, std::memory_order_acq_rel) + r != 0) {
-      detail::sema_acquire(&writer_sem_, detail::wait_reason::rw_mutex_write);
+      try {
+        detail::sema_acquire(&writer_sem_, detail::wait_reason::rw_mutex_write);
+      } catch (const deadlock_error&) {
+        // Interrupted by the deadlock detector while readers held the lock
+        // (they never leave: their fibers are asleep for good). Withdraw:
+        // no writer pending, and the writers' mutex free again.
+        reader_count_.fetch_add(max_readers, std::memory_order_relaxed);
+        reader_wait_.store(0, std::memory_order_relaxed);
+        w_.unlock();
+        throw;
+      }
     }
   }
 
@@ -92,6 +110,8 @@ class rw_mutex {
       detail::sema_release(&writer_sem_, 1);
     }
   }
+
+  friend struct detail::sync_inspector;  // tests look at the counts
 
   mutex w_;                                  // held by the writer, pending or active
   std::atomic<std::uint32_t> writer_sem_{0};  // the writer waits here for readers to leave

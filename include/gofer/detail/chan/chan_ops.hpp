@@ -22,6 +22,15 @@ namespace gofer::detail {
   for (;;) tp.park();
 }
 
+// Takes a waiter nobody served off c, and deletes c if no handle is left
+// (see chan_base::release).
+inline void leave(chan_base* c, chan_waiter* cw) noexcept {
+  c->mu.lock();
+  const bool last = c->unlink(cw);
+  c->mu.unlock();
+  if (last) delete c;
+}
+
 // Blocks the caller with `cw` queued on c, whose lock is held and is released
 // once the caller can be woken. On return the waker has filled in cw.
 inline void block_on(chan_base* c, chan_waiter& cw, wait_reason reason) {
@@ -37,19 +46,13 @@ inline void block_on(chan_base* c, chan_waiter& cw, wait_reason reason) {
   // channel, which may live on, must not keep pointing into it.
   bool interrupted;
   {
-    abandon_scope unlink(f, [&] {
-      std::lock_guard lk(c->mu);
-      c->unlink(&cw);
-    });
+    abandon_scope unlink(f, [&] { leave(c, &cw); });
     interrupted = park_unlock(c->mu, reason);
   }
   if (interrupted && sync.fired == nullptr) {
     // Only the deadlock detector wakes a waiter nobody served, and only when
     // nothing else runs: leaving the queue cannot race with a waker.
-    {
-      std::lock_guard lk(c->mu);
-      c->unlink(&cw);
-    }
+    leave(c, &cw);
     throw deadlock_error();
   }
 }

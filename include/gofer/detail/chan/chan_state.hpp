@@ -72,6 +72,7 @@ struct chan_waiter : list_node {
   std::uint32_t case_index = 0;
   bool is_send = false;
   bool success = false;  // set by the waker: a value moved (false: closed)
+  bool last_of_orphan = false;  // its select deletes c (see chan_base::release)
 };
 
 class chan_base {
@@ -83,7 +84,21 @@ class chan_base {
 
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    {
+      // The last handle is gone, but fibers may still be queued here, asleep
+      // for good: they wait through a handle that died under them (captured
+      // by reference from a frame that has returned, as main's when run()
+      // ends with fibers left blocked). Each takes itself off when its
+      // runtime ends or its select completes; the last one deletes the
+      // channel (see unlink).
+      std::lock_guard lk(mu);
+      if (!sendq_.empty() || !recvq_.empty()) {
+        orphaned_ = true;
+        return;
+      }
+    }
+    delete this;
   }
 
   // How many handles refer to the channel (a ticker stops once it alone does).
@@ -120,9 +135,11 @@ class chan_base {
       nrecvq_.store(nrecvq_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     }
   }
-  // With mu held: take a waiter out if it is still queued.
-  void unlink(chan_waiter* cw) noexcept {
-    if (!cw->linked()) return;
+  // With mu held: take a waiter out if it is still queued. True when that
+  // was the last waiter of a channel no handle refers to any more: the
+  // caller deletes it once it has released mu.
+  [[nodiscard]] bool unlink(chan_waiter* cw) noexcept {
+    if (!cw->linked()) return false;
     if (cw->is_send) {
       sendq_.remove(cw);
       nsendq_.store(nsendq_.load(std::memory_order_relaxed) - 1, std::memory_order_release);
@@ -130,6 +147,11 @@ class chan_base {
       recvq_.remove(cw);
       nrecvq_.store(nrecvq_.load(std::memory_order_relaxed) - 1, std::memory_order_release);
     }
+    if (orphaned_ && sendq_.empty() && recvq_.empty()) [[unlikely]] {
+      orphaned_ = false;  // decided once
+      return true;
+    }
+    return false;
   }
 
   // Closes the channel: every queued receiver gets "closed", every queued
@@ -168,7 +190,8 @@ class chan_base {
   // taken off q; stale select cases found on the way are dropped from q.
   chan_waiter* pop(intrusive_list<chan_waiter>& q) noexcept {
     while (chan_waiter* cw = q.front()) {
-      unlink(cw);
+      // Never the last waiter of an orphan: the caller holds a handle.
+      (void)unlink(cw);
       if (cw->sync->claim()) return cw;
     }
     return nullptr;
@@ -184,6 +207,7 @@ class chan_base {
   std::atomic<std::uint32_t> nsendq_{0};     // sendq_.size(), for lock-free reads
   std::atomic<std::uint32_t> nrecvq_{0};
   std::atomic<bool> closed_{false};
+  bool orphaned_ = false;                    // guarded by mu: see release()
   intrusive_list<chan_waiter> sendq_;        // guarded by mu
   intrusive_list<chan_waiter> recvq_;        // guarded by mu
 };

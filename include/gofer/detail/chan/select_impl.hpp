@@ -26,6 +26,7 @@
 #include <span>
 #include <thread>
 #include <type_traits>
+#include <utility>
 
 #include "gofer/detail/chan/chan_ops.hpp"
 #include "gofer/detail/chan/chan_state.hpp"
@@ -253,10 +254,7 @@ inline select_result select_run(const case_desc* cs, std::size_t n, select_scrat
       bool armed;
     } args{&all, &timer, timeout >= 0};
     abandon_scope unlink(f, [ws] {
-      for (chan_waiter& w : ws) {
-        std::lock_guard lk(w.c->mu);
-        w.c->unlink(&w);
-      }
+      for (chan_waiter& w : ws) leave(w.c, &w);
     });
     park(
         [](void* a, fiber* self) {
@@ -272,8 +270,16 @@ inline select_result select_run(const case_desc* cs, std::size_t n, select_scrat
 
   // Take the losing waiters off their queues.
   all.lock();
-  for (chan_waiter& w : ws) w.c->unlink(&w);
+  bool orphans = false;
+  for (chan_waiter& w : ws) {
+    if (w.c->unlink(&w)) [[unlikely]]
+      orphans = w.last_of_orphan = true;
+  }
   all.unlock();
+  if (orphans) [[unlikely]] {
+    for (chan_waiter& w : ws)
+      if (w.last_of_orphan) delete std::exchange(w.c, nullptr);
+  }
   if (timeout >= 0 && f != nullptr && !sync.timed_out) {
     if (!timer_heap::remove(&timer)) {
       // It fired and lost: wait until it has stopped touching `sync`.
