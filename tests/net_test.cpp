@@ -183,9 +183,9 @@ TEST_CASE("a passed read deadline times out, and the conn works once it moves", 
     gofer::wait_group wg;
     echo_server(l, wg);
     auto c = gofer::net::dial(addr_of(l));
-    c.set_read_deadline(std::chrono::steady_clock::now() + 30ms);
+    const auto t0 = std::chrono::steady_clock::now();
+    c.set_read_deadline(t0 + 30ms);
     char buf[16];
-    auto t0 = std::chrono::steady_clock::now();
     auto ec = code_of([&] { c.read(std::span<char>(buf)); });
     CHECK(ec == std::errc::timed_out);
     CHECK(std::chrono::steady_clock::now() - t0 >= 30ms);

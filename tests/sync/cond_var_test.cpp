@@ -3,8 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cstring>
 #include <deque>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -12,6 +14,7 @@
 #include <gofer/sync/cond_var.hpp>
 
 #include "../support/runtime_fixture.hpp"
+#include "../support/subprocess.hpp"
 
 namespace {
 
@@ -190,4 +193,32 @@ TEST_CASE("a cond_var outlives a runtime that ends with a fiber waiting on it", 
   cv.notify_one();
   CHECK(m.try_lock());
   m.unlock();
+}
+
+// A Go program may end with goroutines blocked on a condition declared in a
+// frame that has returned. The runtime that ends with such a fiber parked
+// must not touch the dead cond_var: here its memory is refilled as a reused
+// frame might be (all ones: a locked spinlock, so a touch hangs the child).
+TEST_CASE("a runtime ending with a fiber parked on a dead cond_var leaves it alone",
+          "[cond_var][child]") {
+  auto r = gofer::test::run_in_child([] {
+    {
+      gofer::runtime rt({.procs = 1});
+      alignas(gofer::cond_var) unsigned char mem[sizeof(gofer::cond_var)];
+      auto* cv = ::new (static_cast<void*>(mem)) gofer::cond_var;
+      gofer::mutex mu;
+      rt.go([&] {
+        std::unique_lock lk(mu);
+        cv->wait(lk);
+      });
+      if (!gofer::test::eventually([] { return gofer::test::fibers_waiting("cond_var.wait") == 1; }))
+        std::_Exit(2);
+      cv->~cond_var();
+      std::memset(mem, 0xff, sizeof mem);
+    }
+    std::_Exit(0);
+  }, std::chrono::seconds(20));
+  INFO(r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.exit_code == 0);
 }

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
+#include <new>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -15,6 +17,7 @@
 #include <gofer/sync/semaphore.hpp>
 
 #include "../support/runtime_fixture.hpp"
+#include "../support/subprocess.hpp"
 
 TEST_CASE("semaphore counts weights", "[semaphore]") {
   gofer::semaphore s(5);
@@ -208,4 +211,34 @@ TEST_CASE("a semaphore outlives a runtime that ends with a fiber waiting on it",
     CHECK(s.try_acquire(2));
     s.release(2);
   }
+}
+
+// As for cond_var: a runtime ending with fibers parked on a semaphore that
+// died with its frame must not touch it (all ones: a locked spinlock).
+TEST_CASE("a runtime ending with fibers parked on a dead semaphore leaves it alone",
+          "[semaphore][child]") {
+  auto r = gofer::test::run_in_child([] {
+    {
+      gofer::runtime rt({.procs = 1});
+      alignas(gofer::semaphore) unsigned char mem[sizeof(gofer::semaphore)];
+      auto* sem = ::new (static_cast<void*>(mem)) gofer::semaphore(1);
+      auto ctx = gofer::context::background();
+      rt.go([&] {
+        sem->acquire(1);
+        gofer::go([&] { sem->acquire(1); });
+        gofer::go([&] { (void)sem->acquire(ctx, 1); });
+      });
+      if (!gofer::test::eventually([] {
+            return gofer::test::fibers_waiting("semaphore.acquire") == 1 &&
+                   gofer::test::fibers_waiting("select") == 1;
+          }))
+        std::_Exit(2);
+      sem->~semaphore();
+      std::memset(mem, 0xff, sizeof mem);
+    }
+    std::_Exit(0);
+  }, std::chrono::seconds(20));
+  INFO(r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.exit_code == 0);
 }

@@ -31,6 +31,14 @@ class cond_var {
  public:
   cond_var() noexcept = default;
   cond_var(const cond_var&) = delete;
+  // Fibers still queued are asleep for good (a Go program may end with
+  // goroutines blocked on a condition declared in main): the queue goes with
+  // the cond_var, so their runtime, when it ends, does not touch it.
+  ~cond_var() {
+    std::lock_guard lk(mu_);
+    while (waiters_.pop_front() != nullptr) {
+    }
+  }
   cond_var& operator=(const cond_var&) = delete;
 
   // Releases `lock`, waits for a notify, and takes `lock` again. The lock must
@@ -125,7 +133,11 @@ class cond_var {
     {
       // A cond_var may outlive the runtime; its queue must not keep a
       // pointer into a stack the runtime frees.
-      detail::abandon_scope unlink(w.f, [&] { leave_queue(w); });
+      // (When that happens nothing else runs: an unqueued waiter's cond_var
+      // may be gone, see the destructor, and must not be touched.)
+      detail::abandon_scope unlink(w.f, [&] {
+        if (w.linked()) leave_queue(w);
+      });
       interrupted = w.block(mu_, detail::wait_reason::cond_var);
     }
     if (!interrupted) return;

@@ -39,6 +39,13 @@ class semaphore {
     if (n < 0) throw std::invalid_argument("gofer: semaphore of negative size");
   }
   semaphore(const semaphore&) = delete;
+  // Fibers still queued are asleep for good (as in ~cond_var): the queue
+  // goes with the semaphore, so their runtime, when it ends, does not touch it.
+  ~semaphore() {
+    std::lock_guard lk(mu_);
+    while (waiters_.pop_front() != nullptr) {
+    }
+  }
   semaphore& operator=(const semaphore&) = delete;
 
   // Blocks until n can be taken, after every earlier request.
@@ -55,7 +62,11 @@ class semaphore {
     waiters_.push_back(&w);
     bool interrupted;
     {
-      detail::abandon_scope unlink(w.f, [&] { leave_queue(w); });
+      // Runs when the runtime ends with this fiber parked, when nothing else
+      // runs: a waiter no longer queued may have outlived its semaphore.
+      detail::abandon_scope unlink(w.f, [&] {
+        if (w.linked()) leave_queue(w);
+      });
       interrupted = w.block(mu_, detail::wait_reason::semaphore);
     }
     if (!interrupted) return;  // granted
@@ -90,7 +101,9 @@ class semaphore {
 
     std::size_t chosen;
     {
-      detail::abandon_scope unlink(detail::current_fiber(), [&] { leave_queue(w); });
+      detail::abandon_scope unlink(detail::current_fiber(), [&] {
+        if (w.linked()) leave_queue(w);
+      });
       try {
         chosen = select(on_recv(done), on_recv(ready));
       } catch (...) {
