@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-
 #include <gofer/sync/mutex.hpp>
 #include <gofer/sync/rw_mutex.hpp>
 

@@ -15,6 +15,7 @@
 #include <gofer/sync/mutex.hpp>
 
 #include "../support/runtime_fixture.hpp"
+#include "../support/deadlock.hpp"
 #include "../support/subprocess.hpp"
 #include "../support/sync_inspector.hpp"
 
@@ -229,31 +230,21 @@ TEST_CASE("a lock the deadlock detector gave up on leaves the mutex consistent",
     return;
   }
   using gofer::detail::sync_inspector;
-  auto r = gofer::test::run_in_child([] {
-    gofer::mutex m;
-    try {
-      gofer::run([&] {
-        gofer::chan<int> locked, never;
-        gofer::go([&] {
-          m.lock();
-          locked.send(1);
-          never.recv();  // holds m for good
-        });
-        locked.recv();
+  gofer::mutex m;
+  auto r = gofer::test::run_into_deadlock(
+      [&] {
+        gofer::test::hold_for_good([&] { m.lock(); });
         m.lock();
+      },
+      [&] {
+        // Held by the sleeping fiber, with no waiter counted: the main fiber
+        // that waited is gone.
+        if (sync_inspector::state(m) != sync_inspector::mutex_locked) return 2;
+        // So an unlock wakes nobody and leaves no woken bit or semaphore
+        // count behind, which would later let a waiter in on a handed-off lock.
+        m.unlock();
+        return sync_inspector::state(m) == 0 && sync_inspector::sema(m) == 0 ? 0 : 3;
       });
-    } catch (const gofer::deadlock_error&) {
-      // Held by the sleeping fiber, with no waiter counted: the main fiber
-      // that waited is gone.
-      if (sync_inspector::state(m) != sync_inspector::mutex_locked) std::_Exit(2);
-      // So an unlock wakes nobody and leaves no woken bit or semaphore count
-      // behind, which would later let a waiter in on a handed-off lock.
-      m.unlock();
-      if (sync_inspector::state(m) != 0 || sync_inspector::sema(m) != 0) std::_Exit(3);
-      std::_Exit(0);
-    }
-    std::_Exit(1);
-  }, std::chrono::seconds(20));
   INFO(r.err);
   CHECK_FALSE(r.timed_out);
   CHECK(r.signal == 0);

@@ -13,6 +13,7 @@
 #include <gofer/sync/rw_mutex.hpp>
 
 #include "../support/runtime_fixture.hpp"
+#include "../support/deadlock.hpp"
 #include "../support/subprocess.hpp"
 #include "../support/sync_inspector.hpp"
 
@@ -177,64 +178,41 @@ TEST_CASE("a wait the deadlock detector gave up on leaves the rw_mutex consisten
     return;
   }
   using gofer::detail::sync_inspector;
+  gofer::rw_mutex m;
   SECTION("a reader waiting behind a writer") {
-    auto r = gofer::test::run_in_child([] {
-      gofer::rw_mutex m;
-      try {
-        gofer::run([&] {
-          gofer::chan<int> locked, never;
-          gofer::go([&] {
-            m.lock();
-            locked.send(1);
-            never.recv();  // holds the write lock for good
-          });
-          locked.recv();
+    auto r = gofer::test::run_into_deadlock(
+        [&] {
+          gofer::test::hold_for_good([&] { m.lock(); });
           m.lock_shared();
+        },
+        [&] {
+          // The writer in, no reader counted: the reader that waited is gone.
+          if (sync_inspector::reader_count(m) != -sync_inspector::max_readers) return 2;
+          // So the writer's unlock lets in nobody, leaving no count behind
+          // that would later let a reader in beside a writer.
+          m.unlock();
+          if (sync_inspector::reader_count(m) != 0 || sync_inspector::reader_sem(m) != 0) return 3;
+          return m.try_lock() ? 0 : 4;
         });
-      } catch (const gofer::deadlock_error&) {
-        // The writer in, no reader counted: the reader that waited is gone.
-        if (sync_inspector::reader_count(m) != -sync_inspector::max_readers) std::_Exit(2);
-        // So the writer's unlock lets in nobody, leaving no count behind
-        // that would later let a reader in beside a writer.
-        m.unlock();
-        if (sync_inspector::reader_count(m) != 0 || sync_inspector::reader_sem(m) != 0)
-          std::_Exit(3);
-        if (!m.try_lock()) std::_Exit(4);
-        std::_Exit(0);
-      }
-      std::_Exit(1);
-    }, std::chrono::seconds(20));
     INFO(r.err);
     CHECK(r.exit_code == 0);
     CHECK_THAT(r.err, Catch::Contains("\"main\" [waiting: rw_mutex.lock_shared"));
   }
   SECTION("a writer waiting for a reader to leave") {
-    auto r = gofer::test::run_in_child([] {
-      gofer::rw_mutex m;
-      try {
-        gofer::run([&] {
-          gofer::chan<int> locked, never;
-          gofer::go([&] {
-            m.lock_shared();
-            locked.send(1);
-            never.recv();  // holds a read lock for good
-          });
-          locked.recv();
+    auto r = gofer::test::run_into_deadlock(
+        [&] {
+          gofer::test::hold_for_good([&] { m.lock_shared(); });
           m.lock();
+        },
+        [&] {
+          // The writer withdrew: the reader still in, no writer pending, the
+          // writers' mutex free. New readers get in; a writer still cannot.
+          if (sync_inspector::reader_count(m) != 1 || sync_inspector::reader_wait(m) != 0) return 2;
+          if (sync_inspector::state(sync_inspector::writers(m)) != 0) return 3;
+          if (!m.try_lock_shared()) return 4;
+          m.unlock_shared();
+          return m.try_lock() ? 5 : 0;
         });
-      } catch (const gofer::deadlock_error&) {
-        // The writer withdrew: the reader still in, no writer pending, the
-        // writers' mutex free. New readers get in; a writer still cannot.
-        if (sync_inspector::reader_count(m) != 1 || sync_inspector::reader_wait(m) != 0)
-          std::_Exit(2);
-        if (sync_inspector::state(sync_inspector::writers(m)) != 0) std::_Exit(3);
-        if (!m.try_lock_shared()) std::_Exit(4);
-        m.unlock_shared();
-        if (m.try_lock()) std::_Exit(5);
-        std::_Exit(0);
-      }
-      std::_Exit(1);
-    }, std::chrono::seconds(20));
     INFO(r.err);
     CHECK(r.exit_code == 0);
     CHECK_THAT(r.err, Catch::Contains("\"main\" [waiting: rw_mutex.lock"));
