@@ -46,24 +46,35 @@ def stop(p):
         p.wait()
 
 
+# wrk's time units (src/units.c).
+TIME_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
 def to_ms(text):
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
-    v, unit = float(m.group(1)), m.group(2)
-    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    return float(m.group(1)) * TIME_UNITS_MS[m.group(2)] if m else None
 
 
 def wrk(port, conns, seconds):
-    out = subprocess.run(
+    """(req/s, p50 ms, p99 ms), or None (with wrk's output logged) when wrk
+    printed no usable result."""
+    p = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
          f"http://127.0.0.1:{port}/"],
-        capture_output=True, text=True, timeout=seconds + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = to_ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = to_ms(re.search(r"99%\s+(\S+)", out).group(1))
+        capture_output=True, text=True, timeout=seconds + 60)
+    out = p.stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"50%\s+(\S+)", out)
+    p99 = re.search(r"99%\s+(\S+)", out)
+    figures = (float(rps.group(1)) if rps else None, to_ms(p50.group(1)) if p50 else None,
+               to_ms(p99.group(1)) if p99 else None)
+    if None in figures:
+        log(f"  wrk gave no usable result (exit status {p.returncode}):\n{out}{p.stderr}")
+        return None
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
     if errors:
         log(f"  wrk reported: {errors.group(0)}")
-    return rps, p50, p99
+    return figures
 
 
 def rss_kib(pid):
@@ -125,7 +136,9 @@ def main():
                 p, port = start(cmd)
                 try:
                     wrk(port, conns, 1)  # warm-up
-                    results[(name, conns)].append(wrk(port, conns, args.seconds))
+                    got = wrk(port, conns, args.seconds)
+                    if got is not None:
+                        results[(name, conns)].append(got)
                 finally:
                     stop(p)
 
@@ -137,9 +150,15 @@ def main():
         med = {}
         for name in servers:
             runs = results[(name, conns)]
+            if not runs:
+                print(f"{conns:>11} {name:>6} {'no run gave a result':>28}")
+                continue
             med[name] = tuple(statistics.median(x[i] for x in runs) for i in range(3))
             rps, p50, p99 = med[name]
             print(f"{conns:>11} {name:>6} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}")
+        if len(med) < 2:
+            ok = False
+            continue
         ratio = med["gofer"][0] / med["go"][0]
         target = 2.0 if conns == 100 else 2.5
         verdict = "PASS" if ratio >= target else "FAIL"
