@@ -105,18 +105,11 @@ METRICS = {
     "context_cancel_1000": ["ns_per_watcher"],
 }
 
-# Workloads that are one choice a user makes ("channel or mutex?"), printed
-# beside each other in absolute figures: the ratio table compares
-# implementations, this compares the ways of writing the same program.
-SIDE_BY_SIDE = [
-    ("a counter bumped by 8 workers: mutex or owner over a channel",
-     ["counter_mutex_8", "counter_chan_8"]),
-    ("a 4-producer 4-consumer stream: channel or mutex + condition variable",
-     ["stream_4p4c", "queue_cond_4p4c"]),
-]
 # The main comparison: channel and mutex costs. procs:1 where Boost.Fiber
 # (one thread, no work sharing) has the twin, procs:2 where parallelism is the
-# point.
+# point. The last six are one program written two ways (a counter under a
+# mutex or fed over a channel; a stream through a channel or a mutex and
+# condition variable), listed in pairs so the table shows each pair together.
 MAIN_CASES = [
     "chan_pingpong/procs:1",
     "chan_pingpong/procs:2",
@@ -417,34 +410,6 @@ plot {plots}
     return out
 
 
-def print_side_by_side(keys, medians):
-    """Absolute medians of each SIDE_BY_SIDE group, per implementation."""
-    blocks = []
-    for title, workloads in SIDE_BY_SIDE:
-        rows = []
-        for key in keys:
-            if workload_of(key) not in workloads:
-                continue
-            per = medians.get(key, {})
-            metric = METRICS[workload_of(key)][0]
-            cells = [f"{per[n][metric]:.1f}" if metric in per.get(n, {}) else "-"
-                     for n in ["gofer"] + PEERS]
-            rows.append([key, metric] + cells)
-        if rows:
-            blocks.append((title, rows))
-    if not blocks:
-        return
-    header = ["workload", "metric", "gofer"] + PEERS
-    print()
-    print("Side by side (absolute medians, ns; one program written two ways):")
-    for title, rows in blocks:
-        widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-        print(f"  {title}")
-        for r in [header] + rows:
-            print("    " + "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                                     for i, (c, w) in enumerate(zip(r, widths))))
-
-
 def checks(medians, keys, errors):
     """The acceptance targets: (label, figure, target, passed), or, when there is
     no figure, (label, why not, target, None)."""
@@ -625,7 +590,6 @@ def main():
     medians = {k: {n: {m: median(xs) for m, xs in per.items()}
                    for n, per in v.items() if per} for k, v in samples.items()}
     print_table(keys, impls, medians, samples, reps, (load_at_start, os.getloadavg()[0]))
-    print_side_by_side(keys, medians)
     results = checks(medians, keys, errors) if args.all or args.filter else []
     if args.filter:
         # A check whose cases were all filtered out says nothing.
