@@ -13,12 +13,17 @@
 //     stack and brings back the map-count ceiling (about 32k fibers). Either way
 //     it is one system call per stack carved.
 //   - canary (the default): the lowest `canary_bytes` of each stack are
-//     reserved and must stay zero; every switch checks a few words of it. Zero
-//     is chosen because fresh anonymous memory is zero and a read of an
-//     untouched page maps the shared zero page: the check costs no RSS, so a
-//     parked fiber still costs one page. An overflow that writes only zeros
+//     reserved and must stay zero (fresh anonymous memory is zero); every
+//     switch checks a few words of it. An overflow that writes only zeros
 //     there, or that jumps past it, goes unseen: that is the price of the
 //     default; turn guard pages on when chasing a crash.
+//     Slots are laid out so that a canary never has a page of its own: each
+//     slot starts `canary_bytes` below a page boundary, so its canary fills the
+//     top of the page that holds the top of the stack below it, a page that
+//     stack touches anyway. A canary alone in its page would cost a page fault
+//     per fiber, and a whole page per fiber on kernels that map no shared zero
+//     page for reads (some hypervisors turn it off): a parked fiber would cost
+//     two pages instead of one.
 #pragma once
 
 #include <sys/mman.h>
@@ -31,8 +36,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "gofer/detail/arch/sanitizer_hooks.hpp"
@@ -64,6 +71,18 @@ inline constexpr std::size_t default_stack_size = 1024 * 1024;
 inline constexpr std::size_t default_stack_size = 256 * 1024;
 #endif
 
+// The whole pages that stacks spanning [lo, hi) may drop: up from the first
+// page boundary at or above lo, so a canary's page, which holds the top of the
+// live stack below, stays; through the page that holds hi - 1, whose rest is
+// the canary of the stack above, zero when intact and zero again after.
+inline std::pair<char*, char*> pages_of(void* lo, void* hi) noexcept {
+  auto up = [](void* p) {
+    auto a = reinterpret_cast<std::uintptr_t>(p);
+    return reinterpret_cast<char*>(round_up(a, page_size()));
+  };
+  return {up(lo), up(hi)};
+}
+
 // Bytes at the low end of a canary-checked stack that must stay zero.
 inline constexpr std::size_t canary_bytes = 256;
 
@@ -87,11 +106,12 @@ struct stack_slot {
     constexpr std::size_t n = canary_bytes / sizeof(std::uint64_t);
     return (w[0] | w[n / 4] | w[n / 2] | w[3 * n / 4] | w[n - 1]) == 0;
   }
-  // Returns the stack's pages to the kernel; the memory reads as zero after,
-  // which also renews the canary.
+  // Returns the stack's pages to the kernel; the memory reads as zero after.
+  // See pages_of for what stays.
   void trim() noexcept {
     if (trimmed) return;
-    ::madvise(bottom, size, MADV_DONTNEED);
+    auto [from, to] = pages_of(bottom, top());
+    ::madvise(from, static_cast<std::size_t>(to - from), MADV_DONTNEED);
     trimmed = true;
   }
 };
@@ -165,10 +185,13 @@ class slab_allocator {
     return carve_locked();
   }
 
-  // Fills out[0, n) (a P cache refilling itself).
+  // Fills out[0, n) (a P cache refilling itself), which is used from the end:
+  // filled from the end, so fresh stacks are used in the order they were
+  // carved, upwards. Then each new fiber's canary lies in the page its
+  // predecessor's stack already touched, rather than one no fiber has touched.
   void allocate_batch(stack_slot* out, std::size_t n) {
     std::lock_guard lk(mu_);
-    for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t i = n; i-- > 0;) {
       if (!free_.empty()) {
         out[i] = free_.back();
         free_.pop_back();
@@ -212,8 +235,7 @@ class slab_allocator {
         ++j;
       // One call for the run [i, j); with guards, the guard pages in between
       // stay guards (MADV_DONTNEED leaves light guards and PROT_NONE alone).
-      char* from = static_cast<char*>(work[i].bottom);
-      char* to = static_cast<char*>(work[j - 1].bottom) + work[j - 1].size;
+      auto [from, to] = pages_of(work[i].bottom, work[j - 1].top());
       ::madvise(from, static_cast<std::size_t>(to - from), MADV_DONTNEED);
       for (std::size_t k = i; k < j; ++k) work[k].trimmed = true;
       i = j;
@@ -223,16 +245,24 @@ class slab_allocator {
     return work.size();
   }
 
-  // Calls f(const stack_slot&) for every stack ever carved, in use or not: the
-  // fiber registry that dump_fibers walks (a fiber lives at its stack's top).
+  // Calls f(const stack_slot&) for every stack carved and not on the free
+  // list: the fiber registry that dump_fibers and the runtime's end walk (a
+  // fiber lives at its stack's top). A free stack holds no fiber, and reading
+  // a trimmed one would fault its dropped page back in: a million of them
+  // once cost a dump (or a runtime's end) a million page faults.
   template <class F>
   void for_each_carved(F&& f) {
     std::lock_guard lk(mu_);
+    std::vector<void*> idle;
+    idle.reserve(free_.size());
+    for (const auto& s : free_) idle.push_back(s.bottom);
+    std::sort(idle.begin(), idle.end(), std::less<>{});
     for (auto& s : slabs_) {
-      char* p = static_cast<char*>(s.base);
+      char* p = static_cast<char*>(s.base) + first_slot_offset();
       for (std::size_t i = 0; i < s.used; ++i, p += slot_bytes()) {
         stack_slot slot;
         slot.bottom = p + (guard_ ? page_size() : 0);
+        if (std::binary_search(idle.begin(), idle.end(), slot.bottom, std::less<>{})) continue;
         slot.size = stack_size_;
         slot.guarded = guard_;
         f(slot);
@@ -257,17 +287,27 @@ class slab_allocator {
   };
 
   std::size_t slot_bytes() const noexcept { return stack_size_ + (guard_ ? page_size() : 0); }
+  // Where the first slot starts in its slab: page-aligned behind a guard,
+  // else `canary_bytes` below the first page boundary, so that every canary
+  // shares a page with the top of the stack below it (see the header).
+  std::size_t first_slot_offset() const noexcept {
+    return guard_ ? 0 : page_size() - canary_bytes;
+  }
+  // The last slot's top then reaches into one more page.
+  std::size_t slab_bytes() const noexcept {
+    return slot_bytes() * stacks_per_slab + (guard_ ? 0 : page_size());
+  }
 
   stack_slot carve_locked() {
     if (slabs_.empty() || slabs_.back().used == stacks_per_slab) {
-      std::size_t bytes = slot_bytes() * stacks_per_slab;
+      std::size_t bytes = slab_bytes();
       void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
       if (p == MAP_FAILED) fatal_out_of_memory("mmap of a stack slab");
       slabs_.push_back({p, bytes, 0});
     }
     slab& s = slabs_.back();
-    char* slot = static_cast<char*>(s.base) + s.used * slot_bytes();
+    char* slot = static_cast<char*>(s.base) + first_slot_offset() + s.used * slot_bytes();
     ++s.used;
     ++carved_;
     stack_slot out;
