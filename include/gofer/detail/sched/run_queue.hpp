@@ -18,8 +18,8 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <mutex>
 
 #include "gofer/detail/fiber.hpp"
@@ -33,6 +33,8 @@ class run_queue {
   // 256 as Go: enough to absorb bursts of spawns between steals, small enough
   // that stealing half is quick. Overflow spills half to the global queue.
   static constexpr std::uint32_t capacity = 256;
+  // How long a thief lets a victim run its runnext first (grab_into).
+  static constexpr long runnext_grace_ns = 3000;
 
   // Set before the runtime starts when no other P can ever steal.
   void set_exclusive(bool e) noexcept { exclusive_ = e; }
@@ -134,12 +136,21 @@ class run_queue {
           fiber* next = runnext_.load(std::memory_order_acquire);
           if (next != nullptr) {
             // The owner is most likely about to run it (it just woke it):
-            // give it ~3 us first, as Go does, or a ping-pong pair spread
-            // over two Ms trades every hand-off through a futex wake.
-            auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(3);
-            while (std::chrono::steady_clock::now() < until) cpu_relax();
-            next = runnext_.load(std::memory_order_acquire);
+            // give it time first, as Go does, or a pair of fibers handing
+            // work to each other gets pulled apart over two Ms, and every
+            // hand-off between them then crosses CPUs and often a futex wake.
+            // Like Go, sleep 3 us, which Linux's default timer slack makes
+            // about 50: long enough for the owner to get to it, and asleep
+            // rather than spinning, so an owner sharing this CPU runs. If the
+            // owner queued more meanwhile (a fiber spawning in a loop), steal
+            // those: the thief stays busy instead of parking and being woken
+            // again per fiber.
+            std::timespec pause{0, runnext_grace_ns};
+            ::nanosleep(&pause, nullptr);
+            if (tail_.load(std::memory_order_acquire) != t) continue;
           }
+          // Only the fiber waited for: one the owner put there since is as
+          // fresh as this one was.
           if (next != nullptr &&
               runnext_.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
             dst[dst_tail % capacity].store(next, std::memory_order_relaxed);
