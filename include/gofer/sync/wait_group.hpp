@@ -27,6 +27,14 @@
 // The tempting wrong version keeps a plain counter and a waiter list under a
 // mutex: the last done() must then unlock after the count hits zero, by which
 // time a waiter that saw the zero may have returned and destroyed the mutex.
+//
+// Fibers asleep for good: a runtime may end with a fiber parked in wait()
+// (main returned first, as a Go program may), and the wait_group may outlive
+// it, or die before it. Ending, the runtime takes the fiber's waiter off the
+// stack, so a later done() does not wake a freed stack; dying, the wait_group
+// marks its waiters as taken, so the runtime then leaves the dead object
+// alone. Both happen when nothing else uses the wait_group: a done() racing
+// with the end of the runtime whose fiber it would wake is not supported.
 #pragma once
 
 #include <atomic>
@@ -34,6 +42,7 @@
 #include <stdexcept>
 
 #include "gofer/detail/diag/deadlock_error.hpp"
+#include "gofer/detail/park/park.hpp"
 #include "gofer/detail/park/waiter.hpp"
 #include "gofer/detail/util/spinlock.hpp"
 
@@ -44,6 +53,12 @@ class wait_group {
   wait_group() = default;
   wait_group(const wait_group&) = delete;
   wait_group& operator=(const wait_group&) = delete;
+  // Waiters still on the stack are fibers asleep for good (see the header).
+  ~wait_group() {
+    for (detail::waiter* x = head_.load(std::memory_order_acquire); x != nullptr;
+         x = x->wake_link)
+      x->granted = true;
+  }
 
   // Adds n (may be negative) to the counter; at zero, releases every waiter.
   //
@@ -121,13 +136,21 @@ class wait_group {
       wait_group* wg;
       detail::waiter* w;
     } args{this, &w};
-    bool interrupted = detail::park(
-        [](void* a, detail::fiber*) {
-          auto* c = static_cast<commit_args*>(a);
-          c->wg->push(c->w);
-          return true;
-        },
-        &args, detail::wait_reason::wait_group);
+    bool interrupted;
+    {
+      // A waiter not yet granted is still on the stack of a live wait_group
+      // (the destructor grants the ones it leaves behind).
+      detail::abandon_scope leave(w.f, [&] {
+        if (!w.granted) unlink(&w);
+      });
+      interrupted = detail::park(
+          [](void* a, detail::fiber*) {
+            auto* c = static_cast<commit_args*>(a);
+            c->wg->push(c->w);
+            return true;
+          },
+          &args, detail::wait_reason::wait_group);
+    }
     if (interrupted && !w.granted) {
       // Only the deadlock detector wakes a waiter that was not granted, and it
       // does so when nothing else runs: unregistering cannot race.
@@ -145,6 +168,8 @@ class wait_group {
                                           std::memory_order_relaxed));
   }
 
+  // Takes w off the stack and out of the count, when nothing else uses the
+  // wait_group (the deadlock detector's interrupt, or the end of w's runtime).
   void unlink(detail::waiter* w) noexcept {
     detail::waiter* rest = head_.exchange(nullptr, std::memory_order_acquire);
     while (rest != nullptr) {
