@@ -18,20 +18,20 @@ int main() {
     gofer::chan<gofer::unit> tokens(burst);
     for (int i = 0; i < burst; ++i) tokens.send({});  // the bucket starts full
 
+    // The clock starts before the ticker, so no tick can come early by it.
+    const auto start = steady_clock::now();
+    gofer::ticker tick(every);
     gofer::chan<gofer::unit> quit;
     gofer::wait_group refiller;
     refiller.add(1);
     gofer::go([&] {
       DEFER(refiller.done());
-      gofer::ticker tick(every);
-      DEFER(tick.stop());
       for (bool stop = false; !stop;) {
         gofer::select(gofer::on_recv(tick.c(), [&] { tokens.try_send({}); }),
                       gofer::on_recv(quit, [&] { stop = true; }));
       }
     });
 
-    const auto start = steady_clock::now();
     int too_early = 0;
     for (int i = 1; i <= requests; ++i) {
       tokens.recv();
@@ -43,6 +43,7 @@ int main() {
     }
     quit.close();
     refiller.wait();
+    tick.stop();
     if (too_early != 0) std::printf("%d requests beat the limit\n", too_early);
     return too_early == 0 ? 0 : 1;
   });
