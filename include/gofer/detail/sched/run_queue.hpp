@@ -126,38 +126,34 @@ class run_queue {
  private:
   std::uint32_t grab_into(std::atomic<fiber*>* dst, std::uint32_t dst_tail,
                           bool take_runnext) noexcept {
+    bool waited = false;  // for runnext, once per call: the thief has its own work to look at
     for (;;) {
       std::uint32_t h = head_.load(std::memory_order_acquire);
       std::uint32_t t = tail_.load(std::memory_order_acquire);
       std::uint32_t n = t - h;
       n -= n / 2;
       if (n == 0) {
-        if (take_runnext) {
-          fiber* next = runnext_.load(std::memory_order_acquire);
-          if (next != nullptr) {
-            // The owner is most likely about to run it (it just woke it):
-            // give it time first, as Go does, or a pair of fibers handing
-            // work to each other gets pulled apart over two Ms, and every
-            // hand-off between them then crosses CPUs and often a futex wake.
-            // Like Go, sleep 3 us, which Linux's default timer slack makes
-            // about 50: long enough for the owner to get to it, and asleep
-            // rather than spinning, so an owner sharing this CPU runs. If the
-            // owner queued more meanwhile (a fiber spawning in a loop), steal
-            // those: the thief stays busy instead of parking and being woken
-            // again per fiber.
-            std::timespec pause{0, runnext_grace_ns};
-            ::nanosleep(&pause, nullptr);
-            if (tail_.load(std::memory_order_acquire) != t) continue;
-          }
-          // Only the fiber waited for: one the owner put there since is as
-          // fresh as this one was.
-          if (next != nullptr &&
-              runnext_.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
-            dst[dst_tail % capacity].store(next, std::memory_order_relaxed);
-            return 1;
-          }
-        }
-        return 0;
+        if (!take_runnext || waited) return 0;
+        fiber* next = runnext_.load(std::memory_order_acquire);
+        if (next == nullptr) return 0;
+        // The owner is most likely about to run it (it just woke it): give
+        // it time first, as Go does, or a pair of fibers handing work to
+        // each other gets pulled apart over two Ms, and every hand-off
+        // between them then crosses CPUs and often a futex wake. Like Go,
+        // sleep 3 us, which Linux's default timer slack makes about 50: long
+        // enough for the owner to get to it, and asleep rather than spinning,
+        // so an owner sharing this CPU runs. If the owner queued more
+        // meanwhile (a fiber spawning in a loop), steal those: the thief stays
+        // busy instead of parking and being woken again per fiber.
+        std::timespec pause{0, runnext_grace_ns};
+        ::nanosleep(&pause, nullptr);
+        waited = true;
+        if (tail_.load(std::memory_order_acquire) != t) continue;
+        // Only the fiber waited for: one the owner put there since is as
+        // fresh as this one was.
+        if (!runnext_.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) return 0;
+        dst[dst_tail % capacity].store(next, std::memory_order_relaxed);
+        return 1;
       }
       if (n > capacity / 2) continue;  // read h and t at different moments; retry
       for (std::uint32_t i = 0; i < n; ++i) {
