@@ -3,10 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <cstring>
 #include <deque>
 #include <mutex>
-#include <new>
 #include <thread>
 #include <vector>
 
@@ -14,6 +12,7 @@
 #include <gofer/sync/cond_var.hpp>
 
 #include "../support/runtime_fixture.hpp"
+#include "../support/dead_object.hpp"
 #include "../support/subprocess.hpp"
 
 namespace {
@@ -195,29 +194,17 @@ TEST_CASE("a cond_var outlives a runtime that ends with a fiber waiting on it", 
   m.unlock();
 }
 
-// A Go program may end with goroutines blocked on a condition declared in a
-// frame that has returned. The runtime that ends with such a fiber parked
-// must not touch the dead cond_var: here its memory is refilled as a reused
-// frame might be (all ones: a locked spinlock, so a touch hangs the child).
+// A cond_var that dies with fibers parked on it for good drops its queue: the
+// runtime, ending, must not touch it (a locked spinlock once it is refilled).
 TEST_CASE("a runtime ending with a fiber parked on a dead cond_var leaves it alone",
           "[cond_var][child]") {
-  auto r = gofer::test::run_in_child([] {
-    {
-      gofer::runtime rt({.procs = 1});
-      alignas(gofer::cond_var) unsigned char mem[sizeof(gofer::cond_var)];
-      auto* cv = ::new (static_cast<void*>(mem)) gofer::cond_var;
-      gofer::mutex mu;
-      rt.go([&] {
+  auto r = gofer::test::end_runtime_over_dead<gofer::cond_var>(
+      [](gofer::cond_var& cv) {
+        gofer::mutex mu;
         std::unique_lock lk(mu);
-        cv->wait(lk);
-      });
-      if (!gofer::test::eventually([] { return gofer::test::fibers_waiting("cond_var.wait") == 1; }))
-        std::_Exit(2);
-      cv->~cond_var();
-      std::memset(mem, 0xff, sizeof mem);
-    }
-    std::_Exit(0);
-  }, std::chrono::seconds(20));
+        cv.wait(lk);
+      },
+      [] { return gofer::test::fibers_waiting("cond_var.wait") == 1; });
   INFO(r.err);
   CHECK_FALSE(r.timed_out);
   CHECK(r.exit_code == 0);

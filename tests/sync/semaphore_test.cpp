@@ -4,8 +4,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstring>
-#include <new>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -17,6 +15,7 @@
 #include <gofer/sync/semaphore.hpp>
 
 #include "../support/runtime_fixture.hpp"
+#include "../support/dead_object.hpp"
 #include "../support/subprocess.hpp"
 
 TEST_CASE("semaphore counts weights", "[semaphore]") {
@@ -217,27 +216,17 @@ TEST_CASE("a semaphore outlives a runtime that ends with a fiber waiting on it",
 // died with its frame must not touch it (all ones: a locked spinlock).
 TEST_CASE("a runtime ending with fibers parked on a dead semaphore leaves it alone",
           "[semaphore][child]") {
-  auto r = gofer::test::run_in_child([] {
-    {
-      gofer::runtime rt({.procs = 1});
-      alignas(gofer::semaphore) unsigned char mem[sizeof(gofer::semaphore)];
-      auto* sem = ::new (static_cast<void*>(mem)) gofer::semaphore(1);
-      auto ctx = gofer::context::background();
-      rt.go([&] {
-        sem->acquire(1);
-        gofer::go([&] { sem->acquire(1); });
-        gofer::go([&] { (void)sem->acquire(ctx, 1); });
-      });
-      if (!gofer::test::eventually([] {
-            return gofer::test::fibers_waiting("semaphore.acquire") == 1 &&
-                   gofer::test::fibers_waiting("select") == 1;
-          }))
-        std::_Exit(2);
-      sem->~semaphore();
-      std::memset(mem, 0xff, sizeof mem);
-    }
-    std::_Exit(0);
-  }, std::chrono::seconds(20));
+  auto r = gofer::test::end_runtime_over_dead<gofer::semaphore>(
+      [](gofer::semaphore& sem) {
+        sem.acquire(1);
+        gofer::go([&sem] { sem.acquire(1); });
+        gofer::go([&sem, ctx = gofer::context::background()] { (void)sem.acquire(ctx, 1); });
+      },
+      [] {
+        return gofer::test::fibers_waiting("semaphore.acquire") == 1 &&
+               gofer::test::fibers_waiting("select") == 1;
+      },
+      1);
   INFO(r.err);
   CHECK_FALSE(r.timed_out);
   CHECK(r.exit_code == 0);

@@ -2,9 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <cstring>
 #include <memory>
-#include <new>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -12,7 +10,7 @@
 #include <gofer/gofer.hpp>
 
 #include "../support/runtime_fixture.hpp"
-#include "../support/subprocess.hpp"
+#include "../support/dead_object.hpp"
 
 TEST_CASE("wait returns at once on a zero counter", "[wait_group]") {
   gofer::wait_group wg;
@@ -163,26 +161,16 @@ TEST_CASE("a wait_group outlives a runtime that ends with a fiber waiting on it"
   t.join();
 }
 
-// A Go program may end with goroutines waiting on a WaitGroup declared in a
-// frame that has returned. The runtime that ends with such a fiber parked must
-// not touch the dead wait_group: here its memory is refilled as a reused frame
-// might be (all ones: a bogus stack head).
+// A wait_group that dies with fibers waiting on it for good marks them: the
+// runtime, ending, must not touch it (a bogus stack head once it is refilled).
 TEST_CASE("a runtime ending with a fiber parked on a dead wait_group leaves it alone",
           "[wait_group][child]") {
-  auto r = gofer::test::run_in_child([] {
-    {
-      gofer::runtime rt({.procs = 1});
-      alignas(gofer::wait_group) unsigned char mem[sizeof(gofer::wait_group)];
-      auto* wg = ::new (static_cast<void*>(mem)) gofer::wait_group;
-      wg->add(1);
-      rt.go([wg] { wg->wait(); });
-      if (!gofer::test::eventually([] { return gofer::test::fibers_waiting("wait_group.wait") == 1; }))
-        std::_Exit(2);
-      wg->~wait_group();
-      std::memset(mem, 0xff, sizeof mem);
-    }
-    std::_Exit(0);
-  }, std::chrono::seconds(20));
+  auto r = gofer::test::end_runtime_over_dead<gofer::wait_group>(
+      [](gofer::wait_group& wg) {
+        wg.add(1);
+        wg.wait();
+      },
+      [] { return gofer::test::fibers_waiting("wait_group.wait") == 1; });
   INFO(r.err);
   CHECK_FALSE(r.timed_out);
   CHECK(r.exit_code == 0);
