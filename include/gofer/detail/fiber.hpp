@@ -137,15 +137,12 @@ struct fiber {
 // lines (with a thousand fibers woken in turn, most wakes missed to memory).
 // A parked fiber uses about a kilobyte, so with the colour it still fits the
 // stack's top page.
-inline constexpr std::size_t stack_colours = 16;
-
 inline fiber* fiber_of_slot(const stack_slot& s) noexcept {
   auto top = reinterpret_cast<std::uintptr_t>(s.top());
-  // Fibonacci hashing of the page number: neighbouring stacks get unrelated
-  // colours.
-  const std::uint64_t page = top >> 12;
-  const std::uintptr_t colour = (page * 0x9E3779B97F4A7C15ull) >> 60;
-  static_assert(stack_colours == 16, "the shift above takes 4 bits");
+  // The top 4 bits of a Fibonacci hash of the 4 KiB block number: stacks side
+  // by side get unrelated colours.
+  const std::uint64_t block = top >> 12;
+  const std::uintptr_t colour = (block * 0x9E3779B97F4A7C15ull) >> 60;
   return reinterpret_cast<fiber*>((top - colour * 64 - sizeof(fiber)) & ~std::uintptr_t{63});
 }
 
