@@ -53,8 +53,20 @@ class wait_group {
   wait_group() = default;
   wait_group(const wait_group&) = delete;
   wait_group& operator=(const wait_group&) = delete;
-  // Waiters still on the stack are fibers asleep for good (see the header).
+  // Waiters still registered are fibers asleep for good (see the header).
+  // One may not have landed on the stack yet: it pushes itself once switched
+  // out, a few instructions away, as done() knows; wait for it, or it would
+  // land unmarked on a dead object.
   ~wait_group() {
+    const auto registered = static_cast<std::uint32_t>(state_.load(std::memory_order_acquire));
+    for (;;) {
+      std::uint32_t landed = 0;
+      for (detail::waiter* x = head_.load(std::memory_order_acquire); x != nullptr;
+           x = x->wake_link)
+        ++landed;
+      if (landed >= registered) break;
+      detail::cpu_relax();
+    }
     for (detail::waiter* x = head_.load(std::memory_order_acquire); x != nullptr;
          x = x->wake_link)
       x->granted = true;
