@@ -62,14 +62,11 @@ class wait_group {
     for (;;) {
       std::uint32_t landed = 0;
       for (detail::waiter* x = head_.load(std::memory_order_acquire); x != nullptr;
-           x = x->wake_link)
-        ++landed;
-      if (landed >= registered) break;
+           x = x->wake_link, ++landed)
+        x->granted = true;  // marking one twice is harmless
+      if (landed >= registered) return;
       detail::cpu_relax();
     }
-    for (detail::waiter* x = head_.load(std::memory_order_acquire); x != nullptr;
-         x = x->wake_link)
-      x->granted = true;
   }
 
   // Adds n (may be negative) to the counter; at zero, releases every waiter.
