@@ -5,6 +5,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include <gofer/gofer.hpp>
 
@@ -229,4 +230,34 @@ TEST_CASE("detect_deadlock = false leaves a stuck program alone", "[runtime][dea
       std::chrono::seconds(2));
   CHECK(r.timed_out);
   CHECK_THAT(r.err, !Catch::Contains("deadlock"));
+}
+
+TEST_CASE("the deadlock check sees a live thread while threads started before it exit",
+          "[runtime]") {
+  // Listing /proc/self/task misses the threads after one that exits during
+  // the listing; the check must see a thread that could still wake main
+  // however the program's other threads end around it.
+  gofer::runtime rt({.procs = 1});
+  const unsigned serial = rt.impl().serial();
+  int missed = 0;
+  for (int round = 0; round < 300 && missed == 0; ++round) {
+    std::atomic<bool> release{false}, stop{false};
+    std::vector<std::thread> exiting;
+    for (int i = 0; i < 2; ++i)
+      exiting.emplace_back([&] {
+        while (!release.load()) std::this_thread::yield();
+      });
+    std::thread live([&] {
+      while (!stop.load()) std::this_thread::yield();
+    });
+    release = true;
+    for (int k = 0; k < 100; ++k) {
+      // The exiting threads may all be gone by now; `live` is not.
+      if (!gofer::detail::other_threads_alive(serial)) ++missed;
+    }
+    for (auto& t : exiting) t.join();
+    stop = true;
+    live.join();
+  }
+  CHECK(missed == 0);
 }

@@ -2,7 +2,6 @@
 // the surface of Go's runtime package that a program starts from.
 #pragma once
 
-#include <dirent.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -210,25 +209,6 @@ inline runtime_impl* runtime_for_go() {
   return &runtime::default_runtime().impl();
 }
 
-// Threads of this process that are not this runtime's own (its Ms, the thread
-// blocked in run(), gofer's helper threads): any of them may still make a
-// fiber runnable, so while one lives there is no deadlock.
-inline bool other_threads_alive(const runtime_impl& rt) {
-  const long self = current_tid();
-  DIR* d = ::opendir("/proc/self/task");
-  if (d == nullptr) return true;
-  bool other = false;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    const long tid = std::strtol(e->d_name, nullptr, 10);
-    if (tid == self || is_own_thread(tid, rt.serial())) continue;
-    other = true;
-    break;
-  }
-  ::closedir(d);
-  return other;
-}
-
 struct run_state {
   std::atomic<bool> done{false};
   int result = 0;
@@ -238,15 +218,19 @@ struct run_state {
 // Confirms a suspected deadlock and, if real, reports it and interrupts main.
 // Quiescence must hold twice, 20 ms apart, with no M waking in between: a
 // single look could fall between an M going idle and a thread readying a fiber.
+// The second look comes after the check that no other thread lives: a thread
+// may ready a fiber and exit just after the runtime was last seen quiet, and
+// once no other thread is left, nothing else can make one runnable, so what
+// the last look sees stays true.
 inline bool check_deadlock(runtime_impl& rt, run_state& st, fiber* main_fiber) {
   std::uint64_t before = rt.activity();
   if (!rt.quiescent()) return false;
   std::uint32_t q = rt.quiet_word().load(std::memory_order_seq_cst);
   futex_wait(&rt.quiet_word(), q, 20'000'000);
   if (st.done.load(std::memory_order_acquire)) return false;
-  if (!rt.quiescent() || rt.activity() != before) return false;
-  if (other_threads_alive(rt)) return false;
+  if (other_threads_alive(rt.serial())) return false;
   if (signal_subscriptions.load(std::memory_order_acquire) != 0) return false;
+  if (!rt.quiescent() || rt.activity() != before) return false;
   std::ostringstream os;
   os << "gofer: all fibers are asleep - deadlock!\n\n";
   dump_runtime(os, rt);
