@@ -103,7 +103,8 @@ inline bool other_threads_alive(unsigned serial) {
   if (all < 0) return true;
   std::vector<long> own;
   for (const own_thread& t : r.threads)
-    if (t.pid == pid && t.tid != self && (t.serial == 0 || t.serial == serial)) own.push_back(t.tid);
+    if (t.pid == pid && t.tid != self && (t.serial == 0 || t.serial == serial))
+      own.push_back(t.tid);
   std::sort(own.begin(), own.end());
   const auto distinct = std::unique(own.begin(), own.end()) - own.begin();
   return all - 1 - distinct > 0;
