@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "gofer/detail/config.hpp"
 #include "gofer/detail/diag/deadlock_error.hpp"
 #include "gofer/detail/park/park.hpp"
 #include "gofer/detail/park/waiter.hpp"
@@ -81,6 +82,26 @@ class wait_group {
   void add(int n = 1) {
     const std::uint64_t delta = static_cast<std::uint64_t>(static_cast<std::int64_t>(n)) << 32;
     const std::uint64_t s = state_.fetch_add(delta, std::memory_order_acq_rel) + delta;
+    // The common case in one test, the rest out of line: a counter that did
+    // not go negative, and nobody waiting.
+    constexpr std::uint64_t negative_or_waiters = std::uint64_t{1} << 63 | 0xFFFF'FFFFu;
+    if ((s & negative_or_waiters) == 0) [[likely]]
+      return;
+    add_slow(n, s);
+  }
+
+  void done() { add(-1); }
+
+  // Blocks until the counter is zero.
+  void wait() {
+    if ((state_.load(std::memory_order_acquire) >> 32) == 0) [[likely]]
+      return;
+    wait_slow();
+  }
+
+ private:
+  GOFER_NOINLINE void add_slow(int n, std::uint64_t s) {
+    const std::uint64_t delta = static_cast<std::uint64_t>(static_cast<std::int64_t>(n)) << 32;
     const auto v = static_cast<std::int32_t>(s >> 32);
     const auto w = static_cast<std::uint32_t>(s);
     if (v < 0) {
@@ -124,10 +145,7 @@ class wait_group {
     }
   }
 
-  void done() { add(-1); }
-
-  // Blocks until the counter is zero.
-  void wait() {
+  GOFER_NOINLINE void wait_slow() {
     std::uint64_t s = state_.load(std::memory_order_acquire);
     for (;;) {
       if ((s >> 32) == 0) return;
@@ -168,7 +186,6 @@ class wait_group {
     }
   }
 
- private:
   void push(detail::waiter* w) noexcept {
     detail::waiter* h = head_.load(std::memory_order_relaxed);
     do {
