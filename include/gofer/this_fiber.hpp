@@ -71,8 +71,9 @@ namespace gofer::this_fiber {
 
 // Lets other runnable fibers run; returns at once when there are none.
 inline void yield() noexcept {
-  if (detail::current_fiber() != nullptr) {
-    detail::runtime_impl::yield();
+  detail::machine* m = detail::current_machine();
+  if (m != nullptr && m->cur != nullptr) {
+    detail::runtime_impl::yield(m);
   } else {
     std::this_thread::yield();
   }

@@ -52,7 +52,7 @@ inline bool park(bool (*commit)(void*, fiber*), void* arg, wait_reason reason) n
   a.prev = self;
   a.commit = commit;
   a.arg = arg;
-  runtime_impl::reschedule(a);
+  runtime_impl::reschedule(m, a);
   self->reason.store(wait_reason::none, std::memory_order_relaxed);
   bool interrupted = self->interrupted;
   self->interrupted = false;
@@ -101,7 +101,7 @@ inline void maybe_yield_randomly() noexcept {
   if (randomised_runtimes.load(std::memory_order_relaxed) == 0) return;
   machine* m = current_machine();
   if (m == nullptr || m->cur == nullptr || !m->rt->config().random.enabled()) return;
-  if (m->p->rng.below(4) == 0) runtime_impl::yield();
+  if (m->p->rng.below(4) == 0) runtime_impl::yield(m);
 }
 
 }  // namespace gofer::detail

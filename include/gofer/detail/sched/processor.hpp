@@ -25,7 +25,11 @@ struct processor {
   timer_heap timers;     // any thread adds/removes under its lock
 
   // Owner only (the M running this P).
-  std::uint32_t schedtick = 0;
+  // Schedules left until the next look at the global queue and the poller
+  // (scheduler.hpp says why every 61st); a countdown is cheaper than a
+  // modulo of a tick count.
+  static constexpr std::uint32_t fair_check_period = 61;
+  std::uint32_t until_fair_check = fair_check_period;
   // The monotonic clock as this P last read it: refreshed whenever it checks
   // its timers, every 61st schedule, and when its M wakes from idle. Parking
   // stamps fibers with it instead of reading a clock: a clock read costs tens

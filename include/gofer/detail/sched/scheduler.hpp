@@ -305,11 +305,11 @@ class runtime_impl {
 
   // ---- Scheduling from a fiber --------------------------------------------
 
-  // Called on the running fiber's stack: stops running it and runs the next
-  // fiber (directly when one is at hand, else through the M's loop). `act`
-  // runs once this fiber's context is saved. Returns when the fiber is resumed.
-  static void reschedule(post_action act) noexcept {
-    machine* m = current_machine();
+  // Called on the running fiber's stack, with the calling thread's M: stops
+  // running the fiber and runs the next one (directly when one is at hand,
+  // else through the M's loop). `act` runs once this fiber's context is
+  // saved. Returns when the fiber is resumed, perhaps on another M.
+  static void reschedule(machine* m, post_action act) noexcept {
     fiber* self = m->cur;
     check_stack(self);
     runtime_impl* rt = m->rt;
@@ -328,8 +328,8 @@ class runtime_impl {
   }
 
   // Gives other runnable fibers a turn; returns at once if there are none.
-  static void yield() noexcept {
-    machine* m = current_machine();
+  // m is the calling thread's M, which runs a fiber.
+  static void yield(machine* m) noexcept {
     runtime_impl* rt = m->rt;
     processor* p = m->p;
     if (p->runq.empty() && rt->global_.size() == 0 && p->timers.next_when() == never) return;
@@ -337,7 +337,7 @@ class runtime_impl {
     act.kind = post_kind::requeue;
     act.prev = m->cur;
     m->cur->state.store(fiber_state::runnable, std::memory_order_relaxed);
-    reschedule(act);
+    reschedule(m, act);
   }
 
   // ---- Timers -------------------------------------------------------------
@@ -495,13 +495,13 @@ class runtime_impl {
     post_action act;
     act.kind = post_kind::exit;
     act.prev = f;
-    reschedule(act);
+    reschedule(current_machine(), act);
     __builtin_unreachable();
   }
 
   static void run_post(machine* m) noexcept {
-    post_action a = m->post;
-    m->post = {};
+    const post_action a = m->post;
+    m->post.kind = post_kind::none;  // the other fields are only read with a kind
     switch (a.kind) {
       case post_kind::none:
         break;
@@ -539,7 +539,15 @@ class runtime_impl {
   // find_runnable then runs the timers.
   fiber* next_local(machine* m, bool parking = false) noexcept {
     processor* p = m->p;
-    ++p->schedtick;
+    // What most schedules skip (timers pending, every 61st tick) is out of
+    // line: the rest is all the scheduling work of a yield.
+    if (--p->until_fair_check == 0 || p->timers.next_when() != never) [[unlikely]]
+      return next_local_checked(m, parking);
+    return local_then_global(p);
+  }
+
+  GOFER_NOINLINE fiber* next_local_checked(machine* m, bool parking) noexcept {
+    processor* p = m->p;
     if (p->timers.next_when() != never) {
       p->clock_ns = monotonic_ns();
       if (p->timers.next_when() <= p->clock_ns) {
@@ -547,7 +555,8 @@ class runtime_impl {
         p->timers.run_expired(p->clock_ns);
       }
     }
-    if (p->schedtick % 61 == 0) {
+    if (p->until_fair_check == 0) {
+      p->until_fair_check = processor::fair_check_period;
       p->clock_ns = monotonic_ns();
       if (global_.size() != 0) {
         if (fiber* f = take_global(p, 1)) return f;
@@ -558,20 +567,30 @@ class runtime_impl {
       // of the fd it reports, which a parking fiber may hold.
       if (!parking && netpoll_.has_waiters() && !netpoll_.claimed()) netpoll_.poll<16>(0);
     }
+    return local_then_global(p);
+  }
+
+  fiber* local_then_global(processor* p) noexcept {
     if (fiber* f = p->runq.pop()) return f;
-    if (global_.size() != 0) return take_global(p, run_queue::capacity / 2);
+    if (global_.size() != 0) [[unlikely]]
+      return take_global(p, run_queue::capacity / 2);
     return nullptr;
   }
 
-  fiber* take_global(processor* p, std::uint32_t max) noexcept {
+  GOFER_NOINLINE fiber* take_global(processor* p, std::uint32_t max) noexcept {
     std::uint32_t n = std::min<std::uint32_t>(max, global_.size() / cfg_.procs + 1);
     return global_.pop_batch(n, [&](fiber* f) { push_local(p, f); });
   }
 
   void push_local(processor* p, fiber* f) noexcept {
-    if (p->runq.push(f)) return;
-    // Full: move half of it, and f, to the global queue (Go's runqputslow), so
-    // other Ps can take them without stealing from a busy one.
+    if (!p->runq.push(f)) [[unlikely]]
+      spill_to_global(p, f);
+  }
+
+  // The local queue is full: move half of it, and f, to the global queue
+  // (Go's runqputslow), so other Ps can take them without stealing from a
+  // busy one.
+  GOFER_NOINLINE void spill_to_global(processor* p, fiber* f) noexcept {
     fiber* batch[run_queue::capacity / 2 + 1];
     std::uint32_t n = p->runq.take_half(batch);
     batch[n++] = f;
