@@ -283,26 +283,31 @@ class runtime_impl {
   void ready(fiber* f, bool as_next = true) noexcept {
     f->state.store(fiber_state::runnable, std::memory_order_relaxed);
     machine* m = current_machine();
-    if (m != nullptr && m->rt == this) {
-      processor* p = m->p;
-      if (cfg_.random.enabled() && p->rng.below(4) == 0) as_next = false;
-      if (as_next) {
-        f = p->runq.set_runnext(f);
-      }
-      if (f != nullptr) push_local(p, f);
-      // With one P, its only M is the caller: there is no idle M to wake.
-      if (cfg_.procs > 1) wake_processor();
+    if (m == nullptr || m->rt != this) [[unlikely]] {
+      ready_from_outside(f);
       return;
     }
-    // From outside the runtime: once f is queued it may run, let main return
-    // and the runtime be destroyed while this call still wakes an M. The
-    // destructor waits for outside_wakers_ to drop to zero.
+    processor* p = m->p;
+    if (cfg_.random.enabled() && p->rng.below(4) == 0) [[unlikely]]
+      as_next = false;
+    if (as_next) f = p->runq.set_runnext(f);
+    if (f != nullptr) push_local(p, f);
+    // With one P, its only M is the caller: there is no idle M to wake.
+    if (cfg_.procs > 1) wake_processor();
+  }
+
+ private:
+  // Once f is queued it may run, let main return and the runtime be destroyed
+  // while this call still wakes an M. The destructor waits for
+  // outside_wakers_ to drop to zero.
+  GOFER_NOINLINE void ready_from_outside(fiber* f) noexcept {
     outside_wakers_.fetch_add(1, std::memory_order_acq_rel);
     global_.push(f);
     wake_processor();
     outside_wakers_.fetch_sub(1, std::memory_order_release);
   }
 
+ public:
   // ---- Scheduling from a fiber --------------------------------------------
 
   // Called on the running fiber's stack, with the calling thread's M: stops
@@ -904,6 +909,13 @@ class runtime_impl {
   static constexpr std::size_t stack_cache_batch = 16;
 
   stack_slot take_stack(processor* p, std::size_t size) {
+    if ((size != 0 && round_up(size, page_size()) != slabs_.stack_size()) || p == nullptr ||
+        p->stack_cached == 0) [[unlikely]]
+      return take_stack_slow(p, size);
+    return p->stack_cache[--p->stack_cached];
+  }
+
+  GOFER_NOINLINE stack_slot take_stack_slow(processor* p, std::size_t size) {
     if (size != 0 && round_up(size, page_size()) != slabs_.stack_size()) {
       stack_slot s = allocate_own_stack(size, cfg_.guard_pages);
       std::lock_guard lk(own_mu_);
@@ -911,14 +923,21 @@ class runtime_impl {
       return s;
     }
     if (p == nullptr) return slabs_.allocate();
-    if (p->stack_cached == 0) {
-      slabs_.allocate_batch(p->stack_cache, stack_cache_batch);
-      p->stack_cached = stack_cache_batch;
-    }
+    slabs_.allocate_batch(p->stack_cache, stack_cache_batch);
+    p->stack_cached = stack_cache_batch;
     return p->stack_cache[--p->stack_cached];
   }
 
   void give_stack(processor* p, stack_slot s) noexcept {
+    if (s.own_mapping || p->stack_cached == processor::stack_cache_max) [[unlikely]] {
+      give_stack_slow(p, s);
+      return;
+    }
+    s.trimmed = false;
+    p->stack_cache[p->stack_cached++] = s;
+  }
+
+  GOFER_NOINLINE void give_stack_slow(processor* p, stack_slot s) noexcept {
     if (s.own_mapping) {
       {
         std::lock_guard lk(own_mu_);
@@ -929,12 +948,10 @@ class runtime_impl {
       free_own_stack(s);
       return;
     }
+    std::size_t keep = processor::stack_cache_max - stack_cache_batch * 2;
+    slabs_.release_batch(p->stack_cache + keep, p->stack_cached - keep);
+    p->stack_cached = keep;
     s.trimmed = false;
-    if (p->stack_cached == processor::stack_cache_max) {
-      std::size_t keep = processor::stack_cache_max - stack_cache_batch * 2;
-      slabs_.release_batch(p->stack_cache + keep, p->stack_cached - keep);
-      p->stack_cached = keep;
-    }
     p->stack_cache[p->stack_cached++] = s;
   }
 
