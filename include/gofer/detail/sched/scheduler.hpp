@@ -714,6 +714,8 @@ class runtime_impl {
       if (remove_from_idle(m)) {
         m->spinning = true;
         nmspinning_.fetch_add(1, std::memory_order_seq_cst);
+        // It was counted idle: the deadlock check must see that it left.
+        m->wakeups.fetch_add(1, std::memory_order_release);
         return;
       }
       // Someone already took this M off the list and is waking it.
