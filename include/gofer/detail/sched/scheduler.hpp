@@ -296,18 +296,6 @@ class runtime_impl {
     if (cfg_.procs > 1) wake_processor();
   }
 
- private:
-  // Once f is queued it may run, let main return and the runtime be destroyed
-  // while this call still wakes an M. The destructor waits for
-  // outside_wakers_ to drop to zero.
-  GOFER_NOINLINE void ready_from_outside(fiber* f) noexcept {
-    outside_wakers_.fetch_add(1, std::memory_order_acq_rel);
-    global_.push(f);
-    wake_processor();
-    outside_wakers_.fetch_sub(1, std::memory_order_release);
-  }
-
- public:
   // ---- Scheduling from a fiber --------------------------------------------
 
   // Called on the running fiber's stack, with the calling thread's M: stops
@@ -585,6 +573,16 @@ class runtime_impl {
   GOFER_NOINLINE fiber* take_global(processor* p, std::uint32_t max) noexcept {
     std::uint32_t n = std::min<std::uint32_t>(max, global_.size() / cfg_.procs + 1);
     return global_.pop_batch(n, [&](fiber* f) { push_local(p, f); });
+  }
+
+  // From outside the runtime: once f is queued it may run, let main return
+  // and the runtime be destroyed while this call still wakes an M. The
+  // destructor waits for outside_wakers_ to drop to zero.
+  GOFER_NOINLINE void ready_from_outside(fiber* f) noexcept {
+    outside_wakers_.fetch_add(1, std::memory_order_acq_rel);
+    global_.push(f);
+    wake_processor();
+    outside_wakers_.fetch_sub(1, std::memory_order_release);
   }
 
   void push_local(processor* p, fiber* f) noexcept {
@@ -910,51 +908,55 @@ class runtime_impl {
   // taken once per 16 spawns or exits at most.
   static constexpr std::size_t stack_cache_batch = 16;
 
+  // The common cases inline, the rest (a stack of another size, an empty or
+  // full cache) out of line.
   stack_slot take_stack(processor* p, std::size_t size) {
-    if ((size != 0 && round_up(size, page_size()) != slabs_.stack_size()) || p == nullptr ||
-        p->stack_cached == 0) [[unlikely]]
-      return take_stack_slow(p, size);
-    return p->stack_cache[--p->stack_cached];
-  }
-
-  GOFER_NOINLINE stack_slot take_stack_slow(processor* p, std::size_t size) {
-    if (size != 0 && round_up(size, page_size()) != slabs_.stack_size()) {
-      stack_slot s = allocate_own_stack(size, cfg_.guard_pages);
-      std::lock_guard lk(own_mu_);
-      own_stacks_.push_back(s);
-      return s;
-    }
-    if (p == nullptr) return slabs_.allocate();
-    slabs_.allocate_batch(p->stack_cache, stack_cache_batch);
-    p->stack_cached = stack_cache_batch;
+    if (size != 0 && round_up(size, page_size()) != slabs_.stack_size()) [[unlikely]]
+      return take_own_stack(size);
+    if (p == nullptr) [[unlikely]]
+      return slabs_.allocate();
+    if (p->stack_cached == 0) [[unlikely]]
+      refill_stack_cache(p);
     return p->stack_cache[--p->stack_cached];
   }
 
   void give_stack(processor* p, stack_slot s) noexcept {
-    if (s.own_mapping || p->stack_cached == processor::stack_cache_max) [[unlikely]] {
-      give_stack_slow(p, s);
+    if (s.own_mapping) [[unlikely]] {
+      give_own_stack(s);
       return;
     }
+    if (p->stack_cached == processor::stack_cache_max) [[unlikely]]
+      shrink_stack_cache(p);
     s.trimmed = false;
     p->stack_cache[p->stack_cached++] = s;
   }
 
-  GOFER_NOINLINE void give_stack_slow(processor* p, stack_slot s) noexcept {
-    if (s.own_mapping) {
-      {
-        std::lock_guard lk(own_mu_);
-        auto it = std::find_if(own_stacks_.begin(), own_stacks_.end(),
-                               [&](const stack_slot& o) { return o.bottom == s.bottom; });
-        if (it != own_stacks_.end()) own_stacks_.erase(it);
-      }
-      free_own_stack(s);
-      return;
+  GOFER_NOINLINE stack_slot take_own_stack(std::size_t size) {
+    stack_slot s = allocate_own_stack(size, cfg_.guard_pages);
+    std::lock_guard lk(own_mu_);
+    own_stacks_.push_back(s);
+    return s;
+  }
+
+  GOFER_NOINLINE void give_own_stack(const stack_slot& s) noexcept {
+    {
+      std::lock_guard lk(own_mu_);
+      auto it = std::find_if(own_stacks_.begin(), own_stacks_.end(),
+                             [&](const stack_slot& o) { return o.bottom == s.bottom; });
+      if (it != own_stacks_.end()) own_stacks_.erase(it);
     }
+    free_own_stack(s);
+  }
+
+  GOFER_NOINLINE void refill_stack_cache(processor* p) {
+    slabs_.allocate_batch(p->stack_cache, stack_cache_batch);
+    p->stack_cached = stack_cache_batch;
+  }
+
+  GOFER_NOINLINE void shrink_stack_cache(processor* p) noexcept {
     std::size_t keep = processor::stack_cache_max - stack_cache_batch * 2;
     slabs_.release_batch(p->stack_cache + keep, p->stack_cached - keep);
     p->stack_cached = keep;
-    s.trimmed = false;
-    p->stack_cache[p->stack_cached++] = s;
   }
 
   void flush_stack_cache(processor* p) noexcept {
