@@ -303,34 +303,27 @@ class runtime_impl {
   // else through the M's loop). `act` runs once this fiber's context is
   // saved. Returns when the fiber is resumed, perhaps on another M.
   static void reschedule(machine* m, post_action act) noexcept {
-    fiber* self = m->cur;
-    check_stack(self);
     runtime_impl* rt = m->rt;
     fiber* next = rt->stopping() ? nullptr : rt->next_local(m, act.kind == post_kind::park);
-    m->post = act;
-    arch::context* to = &m->g0;
-    m->cur = next;
-    m->p->note_switch(next);
-    if (next != nullptr) {
-      next->state.store(fiber_state::running, std::memory_order_relaxed);
-      to = &next->ctx;
-    }
-    if (act.kind == post_kind::exit) arch::exit_context(self->ctx, *to);
-    arch::switch_context(self->ctx, *to);
-    run_post(current_machine());
+    switch_away(m, next, act);
   }
 
   // Gives other runnable fibers a turn; returns at once if there are none.
   // m is the calling thread's M, which runs a fiber.
   static void yield(machine* m) noexcept {
     runtime_impl* rt = m->rt;
-    processor* p = m->p;
-    if (p->runq.empty() && rt->global_.size() == 0 && p->timers.next_when() == never) return;
+    fiber* next = nullptr;
+    // While stopping, through g0 (next stays null), whose loop then ends.
+    if (!rt->stopping()) {
+      next = rt->next_local(m);
+      if (next == nullptr) return;  // nobody else to run
+    }
+    fiber* self = m->cur;
+    self->state.store(fiber_state::runnable, std::memory_order_relaxed);
     post_action act;
     act.kind = post_kind::requeue;
-    act.prev = m->cur;
-    m->cur->state.store(fiber_state::runnable, std::memory_order_relaxed);
-    reschedule(m, act);
+    act.prev = self;
+    switch_away(m, next, act);
   }
 
   // ---- Timers -------------------------------------------------------------
@@ -492,6 +485,24 @@ class runtime_impl {
     __builtin_unreachable();
   }
 
+  // Switches from the running fiber to next (to the M's loop if null); `act`
+  // runs on the far side.
+  static void switch_away(machine* m, fiber* next, post_action act) noexcept {
+    fiber* self = m->cur;
+    check_stack(self);
+    m->post = act;
+    arch::context* to = &m->g0;
+    m->cur = next;
+    m->p->note_switch(next);
+    if (next != nullptr) {
+      next->state.store(fiber_state::running, std::memory_order_relaxed);
+      to = &next->ctx;
+    }
+    if (act.kind == post_kind::exit) arch::exit_context(self->ctx, *to);
+    arch::switch_context(self->ctx, *to);
+    run_post(current_machine());
+  }
+
   static void run_post(machine* m) noexcept {
     const post_action a = m->post;
     m->post.kind = post_kind::none;  // the other fields are only read with a kind
@@ -506,7 +517,7 @@ class runtime_impl {
         if (m->rt->cfg_.procs > 1) m->rt->wake_processor();
         break;
       case post_kind::park:
-        if (!a.commit(a.arg, a.prev)) m->rt->ready(a.prev, false);
+        commit_park(m, a);
         break;
       case post_kind::exit:
         m->rt->release_fiber(m->p, a.prev);
@@ -514,7 +525,13 @@ class runtime_impl {
     }
   }
 
-  void release_fiber(processor* p, fiber* f) noexcept {
+  // Out of line, as release_fiber: run_post, which every switch runs, stays
+  // small and saves few registers.
+  GOFER_NOINLINE static void commit_park(machine* m, const post_action& a) noexcept {
+    if (!a.commit(a.arg, a.prev)) m->rt->ready(a.prev, false);
+  }
+
+  GOFER_NOINLINE void release_fiber(processor* p, fiber* f) noexcept {
     if (f->counted) p->add_live(-1);
     arch::destroy_context(f->ctx);
     stack_slot slot = f->stack;
