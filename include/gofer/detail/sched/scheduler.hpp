@@ -729,8 +729,7 @@ class runtime_impl {
       if (remove_from_idle(m)) {
         m->spinning = true;
         nmspinning_.fetch_add(1, std::memory_order_seq_cst);
-        // It was counted idle: the deadlock check must see that it left.
-        m->wakeups.fetch_add(1, std::memory_order_release);
+        left_idle(m);
         return;
       }
       // Someone already took this M off the list and is waking it.
@@ -771,13 +770,19 @@ class runtime_impl {
       while (m->wake_word.load(std::memory_order_acquire) == 0) futex_wait(&m->wake_word, 0);
     }
     m->wake_word.store(0, std::memory_order_relaxed);
+    left_idle(m);
+    m->p->clock_ns = monotonic_ns();
+  }
+
+  // m was counted idle and runs again, whichever way it left: the deadlock
+  // check must see it (its proof of activity), and the monitor, which sleeps
+  // while every M does, must wake.
+  void left_idle(machine* m) noexcept {
     m->wakeups.fetch_add(1, std::memory_order_release);
-    // The monitor sleeps while every M does; this M's wake ends that.
     if (monitor_asleep_.load(std::memory_order_seq_cst)) {
       monitor_word_.fetch_add(1, std::memory_order_seq_cst);
       futex_wake(&monitor_word_, 1);
     }
-    m->p->clock_ns = monotonic_ns();
   }
 
   // ---- The monitor (Go's sysmon, for diagnostics only) -------------------
