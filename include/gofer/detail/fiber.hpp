@@ -18,6 +18,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -135,6 +136,10 @@ struct fiber {
     return n;
   }
 };
+
+// The grouping by cache line (see the struct).
+static_assert(offsetof(fiber, rt) + sizeof(fiber::rt) <= 64);
+static_assert(offsetof(fiber, discard) + sizeof(fiber::discard) <= 128);
 
 // Where a fiber's block sits in its stack: near the top, aligned down, and
 // lowered by a "colour" of 0 to 15 cache lines drawn from the stack's address.
