@@ -231,7 +231,6 @@ inline bool check_deadlock(runtime_impl& rt, run_state& st, fiber* main_fiber) {
   if (other_threads_alive(rt.serial())) return false;
   if (signal_subscriptions.load(std::memory_order_acquire) != 0) return false;
   if (!rt.quiescent() || rt.activity() != before) return false;
-  if (st.done.load(std::memory_order_acquire)) return false;
   std::ostringstream os;
   os << "gofer: all fibers are asleep - deadlock!\n\n";
   dump_runtime(os, rt);

@@ -80,8 +80,7 @@ class wait_group {
   // counter as it was, though a done() or wait() racing with the misuse may
   // glimpse it in between.
   void add(int n = 1) {
-    const std::uint64_t delta = static_cast<std::uint64_t>(static_cast<std::int64_t>(n)) << 32;
-    const std::uint64_t s = state_.fetch_add(delta, std::memory_order_acq_rel) + delta;
+    const std::uint64_t s = state_.fetch_add(delta_of(n), std::memory_order_acq_rel) + delta_of(n);
     // The common case in one test, the rest out of line: a counter that did
     // not go negative, and nobody waiting.
     constexpr std::uint64_t negative_or_waiters = std::uint64_t{1} << 63 | 0xFFFF'FFFFu;
@@ -100,12 +99,16 @@ class wait_group {
   }
 
  private:
+  // n in the counter's half of the state word.
+  static constexpr std::uint64_t delta_of(int n) noexcept {
+    return static_cast<std::uint64_t>(static_cast<std::int64_t>(n)) << 32;
+  }
+
   GOFER_NOINLINE void add_slow(int n, std::uint64_t s) {
-    const std::uint64_t delta = static_cast<std::uint64_t>(static_cast<std::int64_t>(n)) << 32;
     const auto v = static_cast<std::int32_t>(s >> 32);
     const auto w = static_cast<std::uint32_t>(s);
     if (v < 0) {
-      state_.fetch_sub(delta, std::memory_order_acq_rel);
+      state_.fetch_sub(delta_of(n), std::memory_order_acq_rel);
       throw std::logic_error("gofer: negative wait_group counter");
     }
     if (n > 0 && v == n && w != 0) {

@@ -101,13 +101,11 @@ inline bool other_threads_alive(unsigned serial) {
   std::lock_guard lk(r.mu);
   const long all = process_threads();
   if (all < 0) return true;
-  std::vector<long> own;
-  for (const own_thread& t : r.threads)
-    if (t.pid == pid && t.tid != self && (t.serial == 0 || t.serial == serial))
-      own.push_back(t.tid);
-  std::sort(own.begin(), own.end());
-  const auto distinct = std::unique(own.begin(), own.end()) - own.begin();
-  return all - 1 - distinct > 0;
+  // One entry per thread: each registers once, for its lifetime.
+  const auto own = std::count_if(r.threads.begin(), r.threads.end(), [&](const own_thread& t) {
+    return t.pid == pid && t.tid != self && (t.serial == 0 || t.serial == serial);
+  });
+  return all - 1 - own > 0;
 }
 
 }  // namespace gofer::detail
