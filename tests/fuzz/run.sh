@@ -12,5 +12,15 @@ mkdir -p "$out/corpus"
 clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -I"$root/examples" "$here/http_parser_fuzz.cpp" -o "$out/http_parser_fuzz"
 cp -n "$here"/http_parser_corpus/* "$out/corpus/" 2>/dev/null || true
-"$out/http_parser_fuzz" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=1024 \
-  -print_final_stats=1 "$out/corpus"
+# libFuzzer reports every new input: that goes to a log, and only its final
+# statistics are shown, or its last lines with the crash when it fails.
+log="$out/fuzz.log"
+echo "fuzz: running the parser for ${seconds}s (log: $log)"
+if "$out/http_parser_fuzz" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=1024 \
+  -print_final_stats=1 "$out/corpus" >"$log" 2>&1; then
+  grep -E '^(Done|stat::)' "$log" || tail -n 15 "$log"
+else
+  rc=$?
+  tail -n 100 "$log"
+  exit "$rc"
+fi
