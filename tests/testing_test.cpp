@@ -6,6 +6,7 @@
 #include <gofer/gofer.hpp>
 #include <string>
 
+#include "support/eventually.hpp"
 #include "support/subprocess.hpp"
 
 using namespace std::chrono_literals;
@@ -36,7 +37,10 @@ TEST_CASE("leak_check reports a fiber left blocked, with its dump", "[testing]")
       CHECK(r.find("testing_test.cpp") != std::string::npos);
       CHECK(r.find("\"forgotten\" [waiting: select") != std::string::npos);
     }
-    quit.close();  // let it go, so the runtime ends clean
+    // Let it go, and see it gone: fibers still alive when main returns are
+    // abandoned without unwinding, and its copies of the channels would leak.
+    quit.close();
+    CHECK(gofer::test::eventually([] { return gofer::num_fibers() == 1; }));
   });
 }
 
