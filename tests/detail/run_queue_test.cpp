@@ -101,3 +101,42 @@ TEST_CASE("concurrent owner and thieves take every fiber exactly once", "[run_qu
   for (auto& t : taken) wrong += t.load() != 1;
   CHECK(wrong == 0);
 }
+
+TEST_CASE("the global queue stays FIFO while it wraps, grows and drains", "[run_queue]") {
+  using gofer::detail::global_queue;
+  auto fs = make_fibers(5000);
+  global_queue q;
+  CHECK(q.pop_batch(8, [](fiber*) { FAIL("nothing to take"); }) == nullptr);
+
+  // Pushes and takes interleaved so the head goes round the ring, then a
+  // batch push that makes it grow while it has wrapped.
+  std::size_t pushed = 0;
+  std::vector<fiber*> order;
+  for (int round = 0; round < 10; ++round) {
+    for (int i = 0; i < 100; ++i) q.push(&fs[pushed++]);
+    std::vector<fiber*> batch;
+    fiber* first = q.pop_batch(70, [&](fiber* f) { batch.push_back(f); });
+    REQUIRE(first != nullptr);
+    order.push_back(first);
+    order.insert(order.end(), batch.begin(), batch.end());
+  }
+  std::vector<fiber*> many;
+  for (int i = 0; i < 3000; ++i) many.push_back(&fs[pushed++]);
+  q.push_batch(many.data(), static_cast<std::uint32_t>(many.size()));
+  CHECK(q.size() == pushed - order.size());
+  while (q.size() != 0) {
+    std::vector<fiber*> batch;
+    fiber* first = q.pop_batch(1000, [&](fiber* f) { batch.push_back(f); });
+    REQUIRE(first != nullptr);
+    order.push_back(first);
+    order.insert(order.end(), batch.begin(), batch.end());
+  }
+  REQUIRE(order.size() == pushed);
+  for (std::size_t i = 0; i < pushed; ++i) REQUIRE(order[i] == &fs[i]);
+
+  // Drained from a large size, it gives its ring back and works on.
+  q.push(&fs[0]);
+  q.push(&fs[1]);
+  CHECK(q.pop_batch(1, [](fiber*) { FAIL("asked for one"); }) == &fs[0]);
+  CHECK(q.size() == 1);
+}

@@ -82,7 +82,6 @@ struct fiber {
   // The monitor reported it holding its P (at most once per fiber).
   std::atomic<bool> long_run_reported{false};
   std::atomic<std::int64_t> wait_since{0};  // monotonic ns, about when it parked (see park.hpp)
-  fiber* sched_link = nullptr;  // global run queue; owned by whoever holds its lock
 
   // Set while parked in a queue that may outlive the runtime (a channel, the
   // semaphore table, a semaphore, a cond_var): unlinks the fiber's waiters if the runtime
@@ -114,7 +113,6 @@ struct fiber {
     reason.store(wait_reason::none, std::memory_order_relaxed);
     on_abandon = nullptr;
     locals = nullptr;
-    sched_link = nullptr;
     interrupted = false;
     long_run_reported.store(false, std::memory_order_relaxed);
     started = false;

@@ -17,6 +17,7 @@
 //     per pop is a third of the cost of a yield.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <ctime>
@@ -176,56 +177,85 @@ class run_queue {
 // The runtime-wide FIFO for fibers readied from outside any P (OS threads,
 // other runtimes) and for local-queue overflow. Checked by every P at least
 // every 61st schedule (scheduler.hpp says why 61).
+//
+// A growable ring of pointers rather than a list linked through the fibers:
+// a waker that readies thousands of fibers at once (a context cancel, a
+// wait_group release) spills most of them here, and a list would write one
+// cold fiber block per push and walk a dependent chain of cold blocks per
+// take; the ring touches only its own consecutive slots. The ring doubles when
+// full and is given back when it drains from a large size, so a burst does not
+// hold its memory.
 class global_queue {
  public:
-  void push(fiber* f) noexcept {
+  global_queue() = default;
+  global_queue(const global_queue&) = delete;
+  global_queue& operator=(const global_queue&) = delete;
+  ~global_queue() { delete[] ring_; }
+
+  void push(fiber* f) {
     std::lock_guard lk(mu_);
+    reserve_locked(1);
     push_locked(f);
   }
-  void push_batch(fiber* const* fs, std::uint32_t n) noexcept {
+  void push_batch(fiber* const* fs, std::uint32_t n) {
     std::lock_guard lk(mu_);
+    reserve_locked(n);
     for (std::uint32_t i = 0; i < n; ++i) push_locked(fs[i]);
   }
   // Takes up to max fibers; returns the first, pushes the rest with put().
   template <class Put>
   fiber* pop_batch(std::uint32_t max, Put&& put) noexcept {
     if (size_.load(std::memory_order_acquire) == 0) return nullptr;
-    std::lock_guard lk(mu_);
-    fiber* first = pop_locked();
-    for (std::uint32_t i = 1; first != nullptr && i < max; ++i) {
-      fiber* f = pop_locked();
-      if (f == nullptr) break;
-      put(f);
+    fiber** drained = nullptr;
+    fiber* first = nullptr;
+    {
+      std::lock_guard lk(mu_);
+      std::uint32_t n = std::min(max, count_);
+      if (n == 0) return nullptr;
+      first = ring_[head_];
+      for (std::uint32_t i = 1; i < n; ++i) put(ring_[(head_ + i) & (cap_ - 1)]);
+      head_ = (head_ + n) & (cap_ - 1);
+      count_ -= n;
+      size_.store(count_, std::memory_order_release);
+      if (count_ == 0 && cap_ > keep_capacity) {
+        drained = ring_;
+        ring_ = nullptr;
+        cap_ = head_ = 0;
+      }
     }
+    delete[] drained;  // outside the lock: the allocator may take its own
     return first;
   }
   std::uint32_t size() const noexcept { return size_.load(std::memory_order_acquire); }
 
  private:
-  void push_locked(fiber* f) noexcept {
-    f->sched_link = nullptr;
-    if (tail_ != nullptr) {
-      tail_->sched_link = f;
-    } else {
-      head_ = f;
-    }
-    tail_ = f;
-    size_.store(size_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  // A ring this large or smaller is kept when the queue drains.
+  static constexpr std::uint32_t keep_capacity = 1024;
+
+  void reserve_locked(std::uint32_t n) {
+    if (count_ + n <= cap_) [[likely]]
+      return;
+    std::uint32_t cap = cap_ == 0 ? 256 : cap_;
+    while (cap < count_ + n) cap *= 2;
+    auto* ring = new fiber*[cap];
+    for (std::uint32_t i = 0; i < count_; ++i) ring[i] = ring_[(head_ + i) & (cap_ - 1)];
+    delete[] ring_;
+    ring_ = ring;
+    cap_ = cap;
+    head_ = 0;
   }
-  fiber* pop_locked() noexcept {
-    fiber* f = head_;
-    if (f == nullptr) return nullptr;
-    head_ = f->sched_link;
-    if (head_ == nullptr) tail_ = nullptr;
-    f->sched_link = nullptr;
-    size_.store(size_.load(std::memory_order_relaxed) - 1, std::memory_order_release);
-    return f;
+  void push_locked(fiber* f) noexcept {
+    ring_[(head_ + count_) & (cap_ - 1)] = f;
+    ++count_;
+    size_.store(count_, std::memory_order_release);
   }
 
   spinlock mu_;
-  fiber* head_ = nullptr;  // guarded by mu_
-  fiber* tail_ = nullptr;  // guarded by mu_
-  std::atomic<std::uint32_t> size_{0};  // written under mu_, read anywhere as a hint
+  fiber** ring_ = nullptr;  // cap_ slots, cap_ a power of two; guarded by mu_
+  std::uint32_t cap_ = 0;   // guarded by mu_
+  std::uint32_t head_ = 0;  // guarded by mu_
+  std::uint32_t count_ = 0;  // guarded by mu_
+  std::atomic<std::uint32_t> size_{0};  // count_, written under mu_, read anywhere as a hint
 };
 
 }  // namespace gofer::detail
