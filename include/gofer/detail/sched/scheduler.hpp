@@ -503,25 +503,21 @@ class runtime_impl {
     run_post(current_machine());
   }
 
+  // Reads in place only the fields its kind uses: every switch runs this.
   static void run_post(machine* m) noexcept {
-    const post_action a = m->post;
+    const post_kind kind = m->post.kind;
+    if (kind == post_kind::none) return;
     m->post.kind = post_kind::none;  // the other fields are only read with a kind
-    switch (a.kind) {
-      case post_kind::none:
-        break;
-      case post_kind::requeue:
-        m->rt->push_local(m->p, a.prev);
-        // As Go's Gosched: the yielder may be followed by a fiber that never
-        // parks, and an idle M must come and take the yielder, or it waits
-        // on this P's queue until that fiber stops.
-        if (m->rt->cfg_.procs > 1) m->rt->wake_processor();
-        break;
-      case post_kind::park:
-        commit_park(m, a);
-        break;
-      case post_kind::exit:
-        m->rt->release_fiber(m->p, a.prev);
-        break;
+    if (kind == post_kind::requeue) {
+      m->rt->push_local(m->p, m->post.prev);
+      // As Go's Gosched: the yielder may be followed by a fiber that never
+      // parks, and an idle M must come and take the yielder, or it waits
+      // on this P's queue until that fiber stops.
+      if (m->rt->cfg_.procs > 1) m->rt->wake_processor();
+    } else if (kind == post_kind::park) {
+      commit_park(m, m->post);
+    } else {
+      m->rt->release_fiber(m->p, m->post.prev);
     }
   }
 
