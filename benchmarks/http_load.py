@@ -4,7 +4,8 @@ same run, interleaved.
 
 Each server is pinned to CPU 0 and wrk to CPU 1 (`wrk -t1 -cN -dDs --latency`),
 at 100 and 1000 connections, alternating gofer and Go for --rounds rounds; the
-table shows medians of requests/s and of p50/p99 latency, and gofer/Go ratios.
+table shows medians of requests/s, of p50/p99 latency and of the CPU share
+each side used, and gofer/Go ratios.
 Then each server holds 10,000 idle keep-alive connections (each made one
 request first) and its resident memory growth per connection is reported.
 
@@ -55,13 +56,27 @@ def to_ms(text):
     return float(m.group(1)) * TIME_UNITS_MS[m.group(2)] if m else None
 
 
+def cpu_seconds(pid):
+    """CPU time (user + system) a live process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def wrk(port, conns, seconds):
-    """(req/s, p50 ms, p99 ms), or None (with wrk's output logged) when wrk
-    printed no usable result."""
+    """(req/s, p50 ms, p99 ms, wrk's CPU use as a fraction of its CPU), or
+    None (with wrk's output logged) when wrk printed no usable result."""
+    cpu0 = children_cpu_seconds()
     p = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
          f"http://127.0.0.1:{port}/"],
         capture_output=True, text=True, timeout=seconds + 60)
+    wrk_cpu = (children_cpu_seconds() - cpu0) / seconds
     out = p.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p50 = re.search(r"50%\s+(\S+)", out)
@@ -74,7 +89,7 @@ def wrk(port, conns, seconds):
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
     if errors:
         log(f"  wrk reported: {errors.group(0)}")
-    return figures
+    return figures + (wrk_cpu,)
 
 
 def rss_kib(pid):
@@ -136,15 +151,21 @@ def main():
                 p, port = start(cmd)
                 try:
                     wrk(port, conns, 1)  # warm-up
+                    server_cpu = cpu_seconds(p.pid)
                     got = wrk(port, conns, args.seconds)
+                    server_cpu = (cpu_seconds(p.pid) - server_cpu) / args.seconds
                     if got is not None:
-                        results[(name, conns)].append(got)
+                        results[(name, conns)].append(got + (server_cpu,))
                 finally:
                     stop(p)
 
     print(f"\nHTTP hello, wrk -t1 -d{args.seconds}s, server on CPU 0, wrk on CPU 1, "
           f"medians of {args.rounds} interleaved rounds\n")
-    print(f"{'connections':>11} {'server':>6} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    # The CPU columns: each side's share of its one CPU during the timed run.
+    # A wrk near 100 % means the load generator, not the server, set the
+    # pace, and that server's req/s is a lower bound.
+    print(f"{'connections':>11} {'server':>6} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+          f" {'srv CPU':>8} {'wrk CPU':>8}")
     ok = True
     for conns in (100, 1000):
         med = {}
@@ -153,9 +174,10 @@ def main():
             if not runs:
                 print(f"{conns:>11} {name:>6} {'no run gave a result':>28}")
                 continue
-            med[name] = tuple(statistics.median(x[i] for x in runs) for i in range(3))
-            rps, p50, p99 = med[name]
-            print(f"{conns:>11} {name:>6} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}")
+            med[name] = tuple(statistics.median(x[i] for x in runs) for i in range(5))
+            rps, p50, p99, wrk_cpu, server_cpu = med[name]
+            print(f"{conns:>11} {name:>6} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}"
+                  f" {server_cpu:>7.0%} {wrk_cpu:>7.0%}")
         if len(med) < 2:
             ok = False
             continue
