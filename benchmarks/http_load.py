@@ -164,8 +164,10 @@ def main():
     # The CPU columns: each side's share of its one CPU during the timed run.
     # A wrk near 100 % means the load generator, not the server, set the
     # pace, and that server's req/s is a lower bound.
+    # us/req is the server's CPU time per request, which a saturated wrk does
+    # not cap.
     print(f"{'connections':>11} {'server':>6} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
-          f" {'srv CPU':>8} {'wrk CPU':>8}")
+          f" {'srv CPU':>8} {'wrk CPU':>8} {'us/req':>7}")
     ok = True
     for conns in (100, 1000):
         med = {}
@@ -177,7 +179,7 @@ def main():
             med[name] = tuple(statistics.median(x[i] for x in runs) for i in range(5))
             rps, p50, p99, wrk_cpu, server_cpu = med[name]
             print(f"{conns:>11} {name:>6} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}"
-                  f" {server_cpu:>7.0%} {wrk_cpu:>7.0%}")
+                  f" {server_cpu:>7.0%} {wrk_cpu:>7.0%} {server_cpu / rps * 1e6:>7.1f}")
         if len(med) < 2:
             ok = False
             continue
@@ -191,6 +193,11 @@ def main():
             ok = ok and p99_ok
             line += f"; p99 {med['gofer'][2]:.2f} vs {med['go'][2]:.2f} ms {'PASS' if p99_ok else 'FAIL'}"
         print(line)
+        cost = (med["go"][4] / med["go"][0]) / (med["gofer"][4] / med["gofer"][0])
+        print(f"{'':>11} server CPU per request: gofer uses {1 / cost:.2f}x Go's"
+              f" (Go/gofer {cost:.2f}x)")
+        if med["gofer"][3] >= 0.95:
+            print(f"{'':>11} wrk used its whole CPU against gofer: gofer's req/s is a lower bound")
 
     if args.idle > 0:
         print(f"\nIdle keep-alive connections: {args.idle}, RSS growth per connection")
