@@ -76,6 +76,7 @@
 #include <utility>
 
 #include "gofer/chan.hpp"
+#include "gofer/detail/util/small_alloc.hpp"
 #include "gofer/detail/util/spinlock.hpp"
 #include "gofer/runtime.hpp"
 #include "gofer/this_fiber.hpp"
@@ -165,6 +166,9 @@ class ctx_node {
   ctx_node(const ctx_node&) = delete;
   ctx_node& operator=(const ctx_node&) = delete;
   virtual ~ctx_node() = default;
+  // Children are typically made by one fiber and dropped by the fibers that
+  // watch them, on other Ms.
+  GOFER_SMALL_ALLOC_OPERATORS
 
   // The value stored by a with_value node, whose key is `key`.
   virtual const void* value() const noexcept { return nullptr; }

@@ -36,6 +36,7 @@
 
 #include "gofer/detail/park/waiter.hpp"
 #include "gofer/detail/util/intrusive_list.hpp"
+#include "gofer/detail/util/small_alloc.hpp"
 #include "gofer/detail/util/spinlock.hpp"
 
 namespace gofer::detail {
@@ -81,6 +82,8 @@ class chan_base {
   chan_base(const chan_base&) = delete;
   chan_base& operator=(const chan_base&) = delete;
   virtual ~chan_base() = default;
+  // Made by one fiber and often freed by another, on another M.
+  GOFER_SMALL_ALLOC_OPERATORS
 
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
