@@ -76,6 +76,7 @@
 #include <utility>
 
 #include "gofer/chan.hpp"
+#include "gofer/detail/util/counted_ref.hpp"
 #include "gofer/detail/util/small_alloc.hpp"
 #include "gofer/detail/util/spinlock.hpp"
 #include "gofer/runtime.hpp"
@@ -553,17 +554,7 @@ class ctx_after_func_base : public ctx_child {
   void fire() {
     int armed = 0;
     if (!state_.compare_exchange_strong(armed, fired, std::memory_order_acq_rel)) return;
-    // Owns a reference, also if the fiber is abandoned before it runs.
-    struct run_once {
-      ctx_after_func_base* a;
-      explicit run_once(ctx_after_func_base* x) noexcept : a(x) { a->retain(); }
-      run_once(run_once&& o) noexcept : a(std::exchange(o.a, nullptr)) {}
-      ~run_once() {
-        if (a != nullptr) a->release();
-      }
-      void operator()() { a->call(); }
-    };
-    runtime_for_go()->spawn(run_once(this),
+    runtime_for_go()->spawn([r = counted_ref(this)] { r->call(); },
                             runtime_impl::spawn_args{.name = "context.after_func"});
   }
   void parent_cancelled(std::error_code, std::error_code, ctx_chain&) noexcept override { fire(); }

@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "gofer/chan.hpp"
+#include "gofer/detail/util/counted_ref.hpp"
 #include "gofer/go.hpp"
 #include "gofer/runtime.hpp"
 #include "gofer/this_fiber.hpp"
@@ -126,7 +127,8 @@ class chan_timer final : public timer_node {
           t->active_ = false;
         }
         if (t->func_) {
-          t->rt_->spawn(run_func(t), runtime_impl::spawn_args{.name = "after_func"});
+          t->rt_->spawn([r = counted_ref(t)] { r->func_->call(); },
+                        runtime_impl::spawn_args{.name = "after_func"});
         } else {
           // Full (nobody received the last tick): dropped, as Go's ticker does.
           t->c_.try_send(steady_time(std::chrono::nanoseconds(now)));
@@ -135,19 +137,6 @@ class chan_timer final : public timer_node {
     }
     t->release();  // the reference of the heap this firing was taken from
   }
-
-  // The after_func fiber's callable. It owns a reference, so a fiber that a
-  // runtime abandons before it runs (its main returned first) still gives the
-  // timer back, and with it whatever the function holds.
-  struct run_func {
-    chan_timer* t;
-    explicit run_func(chan_timer* x) noexcept : t(x) { t->retain(); }
-    run_func(run_func&& o) noexcept : t(std::exchange(o.t, nullptr)) {}
-    ~run_func() {
-      if (t != nullptr) t->release();
-    }
-    void operator()() { t->func_->call(); }
-  };
 
   // A ticker nobody can stop or receive from: only the heap and the ticker's
   // own channel handle are left.
