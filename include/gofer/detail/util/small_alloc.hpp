@@ -146,9 +146,10 @@ struct thread_cache_flusher {
 };
 inline thread_local thread_cache_flusher tls_cache_flusher;
 
-// The thread's cache, or null once the thread is ending.
-GOFER_NOINLINE inline thread_cache* this_thread_cache() noexcept {
-  asm volatile("" ::: "memory");
+// The thread's cache, or null once the thread is ending. Only for allocate
+// and deallocate, which are never inlined and never switch: the address they
+// compute stays the calling thread's for the whole call.
+inline thread_cache* this_thread_cache() noexcept {
   thread_cache& tc = tls_cache;
   if (tc.state == thread_cache::live) [[likely]]
     return &tc;
