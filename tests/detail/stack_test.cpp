@@ -81,6 +81,44 @@ TEST_CASE("a canary shares its page with the top of the stack below it", "[stack
   CHECK(static_cast<volatile char*>(got[2].top())[-1] == 0);
 }
 
+namespace {
+bool resident(const void* addr) {
+  const std::size_t page = gofer::detail::page_size();
+  auto a = reinterpret_cast<std::uintptr_t>(addr) / page * page;
+  unsigned char v = 0;
+  REQUIRE(::mincore(reinterpret_cast<void*>(a), page, &v) == 0);
+  return (v & 1) != 0;
+}
+
+// Kernels before 5.14 (and some emulators) cannot populate a range.
+bool kernel_populates() {
+  const std::size_t page = gofer::detail::page_size();
+  void* p = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(p != MAP_FAILED);
+  bool ok = ::madvise(p, page, MADV_POPULATE_WRITE) == 0 && resident(p);
+  ::munmap(p, page);
+  return ok;
+}
+}  // namespace
+
+// A fresh stack's top page is mapped by one call before the fiber's block is
+// written there; the rest of the stack stays unmapped until it is used.
+TEST_CASE("populate_top maps a fresh stack's top page and nothing below it", "[stack]") {
+  const std::size_t page = gofer::detail::page_size();
+  slab_allocator slabs(64 * 1024, false);
+  stack_slot s = slabs.allocate();
+  REQUIRE(s.trimmed);
+  const char* last = static_cast<const char*>(s.top()) - 1;
+  CHECK_FALSE(resident(last));
+  s.populate_top();
+  CHECK_FALSE(s.trimmed);
+  if (kernel_populates()) CHECK(resident(last));  // else a fault brings it
+  CHECK_FALSE(resident(last - page));
+  CHECK_FALSE(resident(s.usable_bottom()));
+  CHECK(static_cast<const volatile char*>(s.top())[-1] == 0);
+  CHECK(s.canary_intact());
+}
+
 TEST_CASE("guard pages sit below each stack", "[stack][child]") {
   slab_allocator slabs(64 * 1024, true);
   stack_slot s = slabs.allocate();

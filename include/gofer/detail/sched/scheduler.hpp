@@ -969,6 +969,8 @@ class runtime_impl {
   GOFER_NOINLINE void refill_stack_cache(processor* p) {
     slabs_.allocate_batch(p->stack_cache, stack_cache_batch);
     p->stack_cached = stack_cache_batch;
+    // Outside the slab lock: each is a system call.
+    for (std::size_t i = 0; i < stack_cache_batch; ++i) p->stack_cache[i].populate_top();
   }
 
   GOFER_NOINLINE void shrink_stack_cache(processor* p) noexcept {
