@@ -28,7 +28,7 @@ inline void sleep_until_ns(std::int64_t when) {
   sleep_timer t;
   t.when = when;
   t.sleeper = self;
-  t.fire = [](timer_node* n) {
+  t.fire = [](timer_node* n, std::int64_t) {
     fiber* f = static_cast<sleep_timer*>(n)->sleeper;
     f->rt->ready(f);  // last touch of the timer: the sleeper may return now
   };

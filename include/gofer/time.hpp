@@ -111,12 +111,11 @@ class chan_timer final : public timer_node {
     rt_->add_timer(this);
   }
 
-  static void on_fire(timer_node* n) {
+  static void on_fire(timer_node* n, std::int64_t now) {
     auto* t = static_cast<chan_timer*>(n);
     {
       std::lock_guard lk(t->mu_);
       if (t->active_ && t->heap.load(std::memory_order_acquire) == nullptr) {
-        const std::int64_t now = monotonic_ns();
         if (t->period_ > 0 && !t->unobserved()) {
           // The next tick keeps the schedule; after a long stall it skips the
           // ticks that were missed rather than firing them in a burst.

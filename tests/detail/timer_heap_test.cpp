@@ -14,10 +14,12 @@ using gofer::detail::timer_node;
 namespace {
 struct recorded : timer_node {
   std::vector<std::int64_t>* log = nullptr;
+  std::int64_t fired_at = 0;  // the `now` the firing was given
 };
-void record(timer_node* t) {
+void record(timer_node* t, std::int64_t now) {
   auto* r = static_cast<recorded*>(t);
   r->log->push_back(r->when);
+  r->fired_at = now;
 }
 }  // namespace
 
@@ -39,6 +41,7 @@ TEST_CASE("timers fire in deadline order, each once", "[timer_heap]") {
   CHECK(h.next_when() == min_when);
   CHECK(h.run_expired(5000) == static_cast<int>(std::count_if(
                                    ts.begin(), ts.end(), [](auto& t) { return t.when <= 5000; })));
+  for (auto& t : ts) CHECK(t.fired_at == (t.when <= 5000 ? 5000 : 0));
   h.run_expired(20000);
   CHECK(fired.size() == ts.size());
   CHECK(std::is_sorted(fired.begin(), fired.end()));

@@ -112,7 +112,7 @@ struct select_timer : timer_node {
   std::atomic<bool> finished{false};
 };
 
-inline void select_timer_fire(timer_node* n) {
+inline void select_timer_fire(timer_node* n, std::int64_t) {
   auto* t = static_cast<select_timer*>(n);
   chan_sync* sync = t->sync;
   if (sync->claim()) {

@@ -229,7 +229,7 @@ struct poll_desc : poll_target {
     rt->add_timer(&dir.timer);
   }
 
-  static void deadline_fired(timer_node* n) noexcept {
+  static void deadline_fired(timer_node* n, std::int64_t) noexcept {
     auto* t = static_cast<pd_timer*>(n);
     poll_desc* pd = t->pd;
     direction& dir = pd->dirs[static_cast<int>(t->dir)];

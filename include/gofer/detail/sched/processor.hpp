@@ -35,6 +35,10 @@ struct processor {
   // stamps fibers with it instead of reading a clock: a clock read costs tens
   // of nanoseconds on virtual machines, a large share of a whole park.
   std::int64_t clock_ns = 0;
+  // clock_ns was read just before this P's M went back to its loop (a park
+  // that found a timer due, a wake from idle): the loop's timer check takes
+  // it instead of reading the clock again.
+  bool clock_fresh = false;
   fast_rand rng;
   // Recently freed stacks, reused first (their top pages are still hot).
   static constexpr std::size_t stack_cache_max = 64;

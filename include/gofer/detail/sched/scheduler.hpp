@@ -557,7 +557,10 @@ class runtime_impl {
     if (p->timers.next_when() != never) {
       p->clock_ns = monotonic_ns();
       if (p->timers.next_when() <= p->clock_ns) {
-        if (parking) return nullptr;
+        if (parking) {  // the M's loop runs it, once this fiber is switched out
+          p->clock_fresh = true;
+          return nullptr;
+        }
         p->timers.run_expired(p->clock_ns);
       }
     }
@@ -613,9 +616,13 @@ class runtime_impl {
     global_.push_batch(batch, n);
   }
 
-  bool run_all_timers() noexcept {
+  bool run_all_timers(processor* own) noexcept {
     bool any = false;
     std::int64_t now = 0;
+    if (own->clock_fresh) {
+      own->clock_fresh = false;
+      now = own->clock_ns;
+    }
     for (auto& p : ps_) {
       std::int64_t w = p->timers.next_when();
       if (w == never) continue;
@@ -634,7 +641,7 @@ class runtime_impl {
         }
         return nullptr;
       }
-      run_all_timers();
+      run_all_timers(m->p);
       if (fiber* f = next_local(m)) {
         if (m->spinning) reset_spinning(m);
         return f;
@@ -768,6 +775,7 @@ class runtime_impl {
     m->wake_word.store(0, std::memory_order_relaxed);
     left_idle(m);
     m->p->clock_ns = monotonic_ns();
+    m->p->clock_fresh = true;
   }
 
   // m was counted idle and runs again, whichever way it left: the deadlock

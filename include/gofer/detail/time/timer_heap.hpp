@@ -45,7 +45,10 @@ class timer_heap;
 
 struct timer_node {
   std::int64_t when = 0;
-  void (*fire)(timer_node*) = nullptr;  // runs on a scheduler thread: must be short
+  // Runs on a scheduler thread, so it must be short. `now` is the clock
+  // reading by which the timer was found due (when <= now): a firing that
+  // needs the time uses it rather than reading the clock once more.
+  void (*fire)(timer_node*, std::int64_t now) = nullptr;
   // Called for a timer still pending when its heap is destroyed, to give back
   // what the heap held (a reference, for a channel timer). May be null.
   void (*drop)(timer_node*) = nullptr;
@@ -116,7 +119,7 @@ class timer_heap {
         remove_at(0);
         publish();
       }
-      t->fire(t);
+      t->fire(t, now);
       ++n;
     }
     return n;
