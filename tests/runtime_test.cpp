@@ -117,6 +117,57 @@ TEST_CASE("gofer::go from a plain thread uses the default runtime", "[runtime]")
   CHECK(&gofer::runtime::default_runtime() == &gofer::runtime::default_runtime());
 }
 
+// Every 61st schedule a P looks at the global queue, where fibers woken from
+// outside the runtime wait, however busy its local queue keeps it. A ticker
+// keeps timers due when fibers park, the case that once skipped the look for
+// 2^32 schedules: the fiber woken from a plain thread then never ran.
+TEST_CASE("a fiber woken from a plain thread runs while others keep the only P busy", "[runtime]") {
+  gofer::run(
+      [] {
+        std::atomic<bool> stop{false};
+        std::atomic<std::int64_t> round_trips{0};
+        gofer::chan<int> ping, pong;
+        gofer::chan<gofer::unit> wake(1), woken;
+        gofer::ticker tick(50us);
+        gofer::wait_group players;
+        players.add(2);
+        gofer::go([&] {
+          while (!stop.load(std::memory_order_relaxed)) {
+            ping.send(1);
+            pong.recv();
+            round_trips.fetch_add(1, std::memory_order_relaxed);
+          }
+          ping.close();
+          players.done();
+        });
+        gofer::go([&] {
+          while (ping.recv()) pong.send(1);
+          players.done();
+        });
+        gofer::go([&] {
+          wake.recv();
+          stop = true;
+          woken.close();
+        });
+        // From a plain thread, once the pair has run for a while (bounded,
+        // for slow builds): the woken fiber goes to the global queue.
+        std::thread waker([&] {
+          const auto give_up = std::chrono::steady_clock::now() + 1s;
+          while (round_trips.load(std::memory_order_relaxed) < 200'000 &&
+                 std::chrono::steady_clock::now() < give_up)
+            std::this_thread::sleep_for(1ms);
+          wake.send(gofer::unit{});
+        });
+        const bool ran = gofer::select(gofer::on_recv(woken), gofer::on_timeout(10s)) == 0;
+        stop = true;
+        waker.join();
+        players.wait();
+        tick.stop();
+        CHECK(ran);
+      },
+      gofer::options{.procs = 1});
+}
+
 // ThreadSanitizer keeps a thread of its own in every process, which the
 // detector must count as a thread that may still wake a fiber: under it no
 // deadlock can be reported. Checked in the other builds.

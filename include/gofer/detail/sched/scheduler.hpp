@@ -559,6 +559,9 @@ class runtime_impl {
       if (p->timers.next_when() <= p->clock_ns) {
         if (parking) {  // the M's loop runs it, once this fiber is switched out
           p->clock_fresh = true;
+          // A fair check due now happens at the next schedule: left at 0,
+          // the countdown would wrap and skip it for 2^32 schedules.
+          if (p->until_fair_check == 0) p->until_fair_check = 1;
           return nullptr;
         }
         p->timers.run_expired(p->clock_ns);
