@@ -13,7 +13,7 @@
 //
 // How: size classes of 64 bytes up to 512. Each thread keeps a free list per
 // class. A free list over `high` objects moves a batch of `batch` to a
-// runtime-wide depot, and an empty one takes a batch back, so memory flows
+// process-wide depot, and an empty one takes a batch back, so memory flows
 // from the threads that free to the threads that allocate at one lock per
 // batch. The depot keeps at most `depot_batches` batches per class and gives
 // the rest back to operator delete, so a burst does not stay held: at most
@@ -96,10 +96,30 @@ inline depot& the_depot() noexcept {
   return *d;
 }
 
+// The global operator delete, sized where the compiler declares the sized
+// forms (clang before 19 does only with -fsized-deallocation).
+inline void global_delete(void* p, std::size_t size) noexcept {
+#if defined(__cpp_sized_deallocation)
+  ::operator delete(p, size);
+#else
+  (void)size;
+  ::operator delete(p);
+#endif
+}
+
+inline void global_delete(void* p, std::size_t size, std::align_val_t al) noexcept {
+#if defined(__cpp_sized_deallocation)
+  ::operator delete(p, size, al);
+#else
+  (void)size;
+  ::operator delete(p, al);
+#endif
+}
+
 inline void delete_list(free_obj* o, std::size_t c) noexcept {
   while (o != nullptr) {
     free_obj* next = o->next;
-    ::operator delete(static_cast<void*>(o), class_size(c));
+    global_delete(o, class_size(c));
     o = next;
   }
 }
@@ -180,14 +200,15 @@ GOFER_NOINLINE inline void* allocate(std::size_t size) {
 }
 
 GOFER_NOINLINE inline void deallocate(void* p, std::size_t size) noexcept {
+  if (p == nullptr) return;
   if (!cached(size)) {
-    ::operator delete(p, size);
+    global_delete(p, size);
     return;
   }
   const std::size_t c = class_of(size);
   thread_cache* tc = this_thread_cache();
   if (tc == nullptr) {
-    ::operator delete(p, class_size(c));
+    global_delete(p, class_size(c));
     return;
   }
   auto* o = static_cast<free_obj*>(p);
@@ -216,5 +237,5 @@ GOFER_NOINLINE inline void deallocate(void* p, std::size_t size) noexcept {
     return ::operator new(size, al);                                                        \
   }                                                                                         \
   static void operator delete(void* p, std::size_t size, std::align_val_t al) noexcept {    \
-    ::operator delete(p, size, al);                                                         \
+    ::gofer::detail::small_alloc::global_delete(p, size, al);                               \
   }
