@@ -2,6 +2,7 @@
 // (every fiber taken exactly once).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -139,4 +140,51 @@ TEST_CASE("the global queue stays FIFO while it wraps, grows and drains", "[run_
   q.push(&fs[1]);
   CHECK(q.pop_batch(1, [](fiber*) { FAIL("asked for one"); }) == &fs[0]);
   CHECK(q.size() == 1);
+}
+
+// Pushers racing to grow the ring (each grows it outside the lock and may
+// find it already grown, or too small again) lose and duplicate nothing.
+TEST_CASE("the global queue grows under racing pushers and loses nothing", "[run_queue]") {
+  using gofer::detail::global_queue;
+  constexpr int pushers = 4;
+  constexpr int per_pusher = 20000;
+  auto fs = make_fibers(pushers * per_pusher);
+  global_queue q;
+  std::vector<std::atomic<int>> taken(fs.size());
+  std::atomic<int> done_pushing{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < pushers; ++t) {
+    threads.emplace_back([&, t] {
+      fiber* base = &fs[static_cast<std::size_t>(t) * per_pusher];
+      // Batches of growing size, so a push often needs a bigger ring.
+      for (int i = 0, n = 1; i < per_pusher; i += n, n = n % 700 + 1) {
+        std::vector<fiber*> batch;
+        for (int k = i; k < std::min(i + n, per_pusher); ++k) batch.push_back(base + k);
+        if (batch.size() == 1) {
+          q.push(batch[0]);
+        } else {
+          q.push_batch(batch.data(), static_cast<std::uint32_t>(batch.size()));
+        }
+      }
+      done_pushing.fetch_add(1);
+    });
+  }
+  auto record = [&](fiber* f) { taken[static_cast<std::size_t>(f - fs.data())].fetch_add(1); };
+  std::size_t consumed = 0;
+  for (;;) {
+    const bool last_look = done_pushing.load() == pushers;
+    while (fiber* f = q.pop_batch(300, [&](fiber* g) {
+             record(g);
+             ++consumed;
+           })) {
+      record(f);
+      ++consumed;
+    }
+    if (last_look) break;
+  }
+  for (auto& t : threads) t.join();
+  CHECK(consumed == fs.size());
+  int wrong = 0;
+  for (auto& t : taken) wrong += t.load() != 1;
+  CHECK(wrong == 0);
 }

@@ -22,6 +22,8 @@
 #include <cstdint>
 #include <ctime>
 #include <mutex>
+#include <new>
+#include <utility>
 
 #include "gofer/detail/fiber.hpp"
 #include "gofer/detail/util/cache_line.hpp"
@@ -192,15 +194,42 @@ class global_queue {
   global_queue& operator=(const global_queue&) = delete;
   ~global_queue() { delete[] ring_; }
 
-  void push(fiber* f) {
-    std::lock_guard lk(mu_);
-    reserve_locked(1);
-    push_locked(f);
-  }
-  void push_batch(fiber* const* fs, std::uint32_t n) {
-    std::lock_guard lk(mu_);
-    reserve_locked(n);
-    for (std::uint32_t i = 0; i < n; ++i) push_locked(fs[i]);
+  void push(fiber* f) noexcept { push_batch(&f, 1); }
+
+  // Grows the ring outside the lock: the allocation and the copy of a large
+  // ring would otherwise keep every other M spinning. Running out of memory
+  // here is fatal: the fibers cannot be left unqueued, and the callers
+  // (readying a fiber) cannot fail.
+  void push_batch(fiber* const* fs, std::uint32_t n) noexcept {
+    fiber** spare = nullptr;
+    std::uint32_t spare_cap = 0;
+    for (;;) {
+      fiber** old = nullptr;
+      std::uint32_t want = 0;
+      {
+        std::lock_guard lk(mu_);
+        if (count_ + n > cap_ && count_ + n <= spare_cap) {
+          for (std::uint32_t i = 0; i < count_; ++i) spare[i] = ring_[(head_ + i) & (cap_ - 1)];
+          old = std::exchange(ring_, std::exchange(spare, nullptr));
+          cap_ = spare_cap;
+          head_ = 0;
+        }
+        if (count_ + n <= cap_) {
+          for (std::uint32_t i = 0; i < n; ++i) push_locked(fs[i]);
+        } else {
+          want = cap_ == 0 ? 256 : cap_;
+          while (want < count_ + n) want *= 2;
+        }
+      }
+      delete[] spare;  // none left, or too small for what came in meanwhile
+      if (want == 0) {
+        delete[] old;
+        return;
+      }
+      spare = new (std::nothrow) fiber*[want];
+      if (spare == nullptr) fatal_out_of_memory("the global run queue");
+      spare_cap = want;
+    }
   }
   // Takes up to max fibers; returns the first, pushes the rest with put().
   template <class Put>
@@ -232,18 +261,6 @@ class global_queue {
   // A ring this large or smaller is kept when the queue drains.
   static constexpr std::uint32_t keep_capacity = 1024;
 
-  void reserve_locked(std::uint32_t n) {
-    if (count_ + n <= cap_) [[likely]]
-      return;
-    std::uint32_t cap = cap_ == 0 ? 256 : cap_;
-    while (cap < count_ + n) cap *= 2;
-    auto* ring = new fiber*[cap];
-    for (std::uint32_t i = 0; i < count_; ++i) ring[i] = ring_[(head_ + i) & (cap_ - 1)];
-    delete[] ring_;
-    ring_ = ring;
-    cap_ = cap;
-    head_ = 0;
-  }
   void push_locked(fiber* f) noexcept {
     ring_[(head_ + count_) & (cap_ - 1)] = f;
     ++count_;
