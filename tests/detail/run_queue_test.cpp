@@ -174,9 +174,9 @@ TEST_CASE("the global queue grows under racing pushers and loses nothing", "[run
   for (;;) {
     const bool last_look = done_pushing.load() == pushers;
     while (fiber* f = q.pop_batch(300, [&](fiber* g) {
-             record(g);
-             ++consumed;
-           })) {
+      record(g);
+      ++consumed;
+    })) {
       record(f);
       ++consumed;
     }
