@@ -113,6 +113,7 @@ class chan_timer final : public timer_node {
 
   static void on_fire(timer_node* n, std::int64_t now) {
     auto* t = static_cast<chan_timer*>(n);
+    bool run_func = false;
     {
       std::lock_guard lk(t->mu_);
       if (t->active_ && t->heap.load(std::memory_order_acquire) == nullptr) {
@@ -126,14 +127,18 @@ class chan_timer final : public timer_node {
           t->active_ = false;
         }
         if (t->func_) {
-          t->rt_->spawn([r = counted_ref(t)] { r->func_->call(); },
-                        runtime_impl::spawn_args{.name = "after_func"});
+          run_func = true;
         } else {
           // Full (nobody received the last tick): dropped, as Go's ticker does.
           t->c_.try_send(steady_time(std::chrono::nanoseconds(now)));
         }
       }
     }
+    // With the lock released: taking a stack may make system calls, and
+    // stop() and reset() spin on the lock meanwhile. The firing is decided.
+    if (run_func)
+      t->rt_->spawn([r = counted_ref(t)] { r->func_->call(); },
+                    runtime_impl::spawn_args{.name = "after_func"});
     t->release();  // the reference of the heap this firing was taken from
   }
 
