@@ -82,6 +82,38 @@ TEST_CASE("threads wait for fibers and fibers wait for threads", "[wait_group]")
   });
 }
 
+// A waiter registers in the counter word, then pushes itself: the last done()
+// may find some registered waiters not yet on the stack, and must collect
+// them as they land (a stack taken later is joined to the first). Threads
+// waiting while done() races them hit that window in about one round in 200.
+TEST_CASE("the last done releases waiters that were still landing", "[wait_group]") {
+  constexpr int rounds = 2000;
+  constexpr int waiters = 3;
+  for (int round = 0; round < rounds; ++round) {
+    gofer::wait_group wg;
+    wg.add(1);
+    std::atomic<int> started{0}, returned{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < waiters; ++i) {
+      threads.emplace_back([&] {
+        started.fetch_add(1);
+        wg.wait();
+        returned.fetch_add(1);
+      });
+    }
+    while (started.load() < waiters) std::this_thread::yield();
+    wg.done();
+    const bool released = gofer::test::eventually([&] { return returned.load() == waiters; });
+    if (!released) {
+      // A waiter never released blocks for good, on its own stack.
+      for (auto& t : threads) t.detach();
+      INFO("round " << round << ": " << returned.load() << " of " << waiters << " released");
+      REQUIRE(released);
+    }
+    for (auto& t : threads) t.join();
+  }
+}
+
 TEST_CASE("a wait_group may be destroyed as soon as wait returns", "[wait_group]") {
   gofer::test::for_each_sched([](auto&&) {
     for (int round = 0; round < 2000; ++round) {

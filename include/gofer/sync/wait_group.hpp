@@ -12,7 +12,14 @@
 // could wake it while it is still running. So done() may briefly see fewer
 // waiters on the stack than the word counted, and waits for the rest to land;
 // they are at most a few instructions away (the far side of a switch, or an
-// OS thread between two stores).
+// OS thread between two stores). Each waiter records how many waiters the
+// stack holds from it down, so done() learns how many it took from the head
+// alone: counting by walking the list cost a cache and TLB miss per waiter
+// (each lives on its own fiber's stack), a third of the time releasing
+// 300,000 parked fibers took.
+// A pusher may read that count from the head it is pushing onto: the head
+// is a waiter of the current round, which nobody wakes before every
+// registered waiter, the pusher included, has landed.
 //
 // Reuse: unlike Go's, a wait_group may take an add() for its next round
 // while the waiters of the last one are still returning; the last done() has
@@ -50,6 +57,10 @@
 namespace gofer {
 
 class wait_group {
+  struct wg_waiter : detail::waiter {
+    std::uint32_t depth = 0;  // waiters on the stack from this one down
+  };
+
  public:
   wait_group() = default;
   wait_group(const wait_group&) = delete;
@@ -122,29 +133,31 @@ class wait_group {
     if (v > 0 || w == 0) return;
     // Counter at zero with w waiters. Nothing else may change the word now (an
     // add from zero while waiters remain is misuse, as in Go): collect all w.
-    detail::waiter* list = nullptr;
+    // Usually all have landed and one exchange takes them; waiters that
+    // land later come as further stacks, each walked to join the list.
+    wg_waiter* list = nullptr;
     std::uint32_t got = 0;
     while (got < w) {
-      detail::waiter* taken = head_.exchange(nullptr, std::memory_order_acquire);
+      wg_waiter* taken = head_.exchange(nullptr, std::memory_order_acquire);
       if (taken == nullptr) {
         detail::cpu_relax();
         continue;
       }
-      detail::waiter* last = taken;
-      ++got;
-      while (last->wake_link != nullptr) {
-        last = last->wake_link;
-        ++got;
+      got += taken->depth;
+      if (list != nullptr) {
+        detail::waiter* last = taken;
+        while (last->wake_link != nullptr) last = last->wake_link;
+        last->wake_link = list;
       }
-      last->wake_link = list;
       list = taken;
     }
     state_.store(0, std::memory_order_release);
-    while (list != nullptr) {  // `this` may be gone once the first wake lands
-      detail::waiter* x = list;
-      list = x->wake_link;
+    detail::waiter* x = list;
+    while (x != nullptr) {  // `this` may be gone once the first wake lands
+      detail::waiter* next = x->wake_link;
       x->granted = true;
       x->wake();
+      x = next;
     }
   }
 
@@ -156,7 +169,7 @@ class wait_group {
                                        std::memory_order_acquire))
         break;
     }
-    detail::waiter w;
+    wg_waiter w;
     if (w.f == nullptr) {
       push(&w);
       w.tp.park();
@@ -164,7 +177,7 @@ class wait_group {
     }
     struct commit_args {
       wait_group* wg;
-      detail::waiter* w;
+      wg_waiter* w;
     } args{this, &w};
     bool interrupted;
     {
@@ -189,20 +202,22 @@ class wait_group {
     }
   }
 
-  void push(detail::waiter* w) noexcept {
-    detail::waiter* h = head_.load(std::memory_order_relaxed);
+  // Acquire on every look at the head: the pusher reads its depth.
+  void push(wg_waiter* w) noexcept {
+    wg_waiter* h = head_.load(std::memory_order_acquire);
     do {
       w->wake_link = h;
-    } while (!head_.compare_exchange_weak(h, w, std::memory_order_release,
-                                          std::memory_order_relaxed));
+      w->depth = (h == nullptr ? 0 : h->depth) + 1;
+    } while (
+        !head_.compare_exchange_weak(h, w, std::memory_order_acq_rel, std::memory_order_acquire));
   }
 
   // Takes w off the stack and out of the count, when nothing else uses the
   // wait_group (the deadlock detector's interrupt, or the end of w's runtime).
-  void unlink(detail::waiter* w) noexcept {
+  void unlink(wg_waiter* w) noexcept {
     detail::waiter* rest = head_.exchange(nullptr, std::memory_order_acquire);
     while (rest != nullptr) {
-      detail::waiter* x = rest;
+      auto* x = static_cast<wg_waiter*>(rest);
       rest = x->wake_link;
       if (x != w) push(x);
     }
@@ -210,7 +225,7 @@ class wait_group {
   }
 
   std::atomic<std::uint64_t> state_{0};  // counter << 32 | registered waiters
-  std::atomic<detail::waiter*> head_{nullptr};  // waiters that have parked (or are about to)
+  std::atomic<wg_waiter*> head_{nullptr};  // waiters that have parked (or are about to)
 };
 
 }  // namespace gofer
