@@ -12,13 +12,14 @@
 // could wake it while it is still running. So done() may briefly see fewer
 // waiters on the stack than the word counted, and waits for the rest to land;
 // they are at most a few instructions away (the far side of a switch, or an
-// OS thread between two stores). Each waiter records how many waiters the
-// stack holds from it down, so done() learns how many it took from the head
-// alone: counting by walking the list cost a cache and TLB miss per waiter
-// (each lives on its own fiber's stack), a third of the time releasing
-// 300,000 parked fibers took.
-// A pusher may read that count from the head it is pushing onto: the head
-// is a waiter of the current round, which nobody wakes before every
+// OS thread between two stores).
+//
+// Counting: each waiter records how many waiters the stack holds from it
+// down, so done() learns how many it took from the head alone. Counting by
+// walking the list cost a cache and TLB miss per waiter (each lives on its
+// own fiber's stack): a third of the time releasing 300,000 parked fibers
+// took. A pusher may read that count from the head it is pushing onto: the
+// head is a waiter of the current round, which nobody wakes before every
 // registered waiter, the pusher included, has landed.
 //
 // Reuse: unlike Go's, a wait_group may take an add() for its next round

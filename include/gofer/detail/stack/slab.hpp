@@ -119,10 +119,9 @@ struct stack_slot {
   // traps every fault: on a small VM, 12 us against 2.4 us, and spawning
   // 100,000 fibers on fresh stacks took a quarter less time (the first
   // touch still pays the hypervisor's share). Only the top page: the rest
-  // of the stack may never be used. A kernel without
-  // MADV_POPULATE_WRITE (before 5.14) refuses it, and faults the page in as
-  // before; so does one behind a filter that refuses the call. Runs inside
-  // go(), so errno is left as the caller had it.
+  // of the stack may never be used. A kernel without MADV_POPULATE_WRITE
+  // (before 5.14), or a filter that refuses the call, leaves the page to a
+  // fault as before. Runs inside go(), so errno is left as the caller had it.
   void populate_top() noexcept {
     static std::atomic<bool> unsupported{false};
     if (!trimmed) return;
