@@ -87,24 +87,6 @@ class run_queue {
     return pop_shared();
   }
 
- private:
-  GOFER_NOINLINE fiber* pop_shared() noexcept {
-    fiber* next = runnext_.load(std::memory_order_relaxed);
-    if (next != nullptr &&
-        runnext_.compare_exchange_strong(next, nullptr, std::memory_order_acquire))
-      return next;
-    for (;;) {
-      std::uint32_t h = head_.load(std::memory_order_acquire);
-      std::uint32_t t = tail_.load(std::memory_order_relaxed);
-      if (t == h) return nullptr;
-      fiber* f = slots_[h % capacity].load(std::memory_order_relaxed);
-      if (head_.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel,
-                                      std::memory_order_relaxed))
-        return f;
-    }
-  }
-
- public:
   // Owner only: makes f runnext; returns the fiber it displaced (or null).
   fiber* set_runnext(fiber* f) noexcept {
     if (exclusive_) {
@@ -136,6 +118,23 @@ class run_queue {
   bool empty() const noexcept { return size() == 0; }
 
  private:
+  // pop() when thieves may take from this queue at the same time.
+  GOFER_NOINLINE fiber* pop_shared() noexcept {
+    fiber* next = runnext_.load(std::memory_order_relaxed);
+    if (next != nullptr &&
+        runnext_.compare_exchange_strong(next, nullptr, std::memory_order_acquire))
+      return next;
+    for (;;) {
+      std::uint32_t h = head_.load(std::memory_order_acquire);
+      std::uint32_t t = tail_.load(std::memory_order_relaxed);
+      if (t == h) return nullptr;
+      fiber* f = slots_[h % capacity].load(std::memory_order_relaxed);
+      if (head_.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel,
+                                      std::memory_order_relaxed))
+        return f;
+    }
+  }
+
   std::uint32_t grab_into(std::atomic<fiber*>* dst, std::uint32_t dst_tail,
                           bool take_runnext) noexcept {
     bool waited = false;  // for runnext, once per call: the thief has its own work to look at
