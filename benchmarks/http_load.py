@@ -6,6 +6,10 @@ Each server is pinned to CPU 0 and wrk to CPU 1 (`wrk -t1 -cN -dDs --latency`),
 at 100 and 1000 connections, alternating gofer and Go for --rounds rounds; the
 table shows medians of requests/s, of p50/p99 latency and of the CPU share
 each side used, and gofer/Go ratios.
+With --floor, a third server takes its turn: benchmarks/peers/epoll_hello, one
+thread doing one read and one write per request and nothing else. Its
+requests/s shows what this wrk lets a server reach on this machine, and its CPU
+per request is about the kernel's share, which no server avoids.
 Then each server holds 10,000 idle keep-alive connections (each made one
 request first) and its resident memory growth per connection is reported.
 
@@ -92,6 +96,11 @@ def wrk(port, conns, seconds):
     return figures + (wrk_cpu,)
 
 
+def cost_of(figures):
+    """Server CPU seconds per request, from a row of medians."""
+    return figures[4] / figures[0]
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -129,6 +138,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gofer", required=True, help="the http_server example binary")
     ap.add_argument("--go", required=True, help="the Go peer binary")
+    ap.add_argument("--floor", help="the epoll_hello binary (the floor server), optional")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--idle", type=int, default=10000)
@@ -143,6 +153,8 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # inherited by servers and wrk
 
     servers = {"gofer": [args.gofer, "127.0.0.1:0"], "go": [args.go, "127.0.0.1:0"]}
+    if args.floor:
+        servers["floor"] = [args.floor, "127.0.0.1:0"]
     results = {(s, c): [] for s in servers for c in (100, 1000)}
     for r in range(args.rounds):
         for conns in (100, 1000):
@@ -180,7 +192,7 @@ def main():
             rps, p50, p99, wrk_cpu, server_cpu = med[name]
             print(f"{conns:>11} {name:>6} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f}"
                   f" {server_cpu:>7.0%} {wrk_cpu:>7.0%} {server_cpu / rps * 1e6:>7.1f}")
-        if len(med) < 2:
+        if "gofer" not in med or "go" not in med:
             ok = False
             continue
         ratio = med["gofer"][0] / med["go"][0]
@@ -193,15 +205,24 @@ def main():
             ok = ok and p99_ok
             line += f"; p99 {med['gofer'][2]:.2f} vs {med['go'][2]:.2f} ms {'PASS' if p99_ok else 'FAIL'}"
         print(line)
-        cost = (med["go"][4] / med["go"][0]) / (med["gofer"][4] / med["gofer"][0])
+        cost = cost_of(med["go"]) / cost_of(med["gofer"])
         print(f"{'':>11} server CPU per request: gofer uses {1 / cost:.2f}x Go's"
               f" (Go/gofer {cost:.2f}x)")
         if med["gofer"][3] >= 0.95:
             print(f"{'':>11} wrk used its whole CPU against gofer: gofer's req/s is a lower bound")
+        if "floor" in med:
+            floor_cost = cost_of(med["floor"])
+            print(f"{'':>11} floor/go req/s {med['floor'][0] / med['go'][0]:.2f}x: a server doing"
+                  f" nothing but one read and one write per request, against the same wrk")
+            print(f"{'':>11} server CPU per request: gofer uses"
+                  f" {cost_of(med['gofer']) / floor_cost:.2f}x the floor's; Go uses"
+                  f" {cost_of(med['go']) / floor_cost:.2f}x it, the most any server could"
+                  f" undercut Go by here")
 
     if args.idle > 0:
         print(f"\nIdle keep-alive connections: {args.idle}, RSS growth per connection")
-        for name, cmd in servers.items():
+        for name in ("gofer", "go"):
+            cmd = servers[name]
             p, port = start(cmd)
             try:
                 per = idle_conns(p.pid, port, args.idle)
