@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <ctime>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -376,4 +377,26 @@ TEST_CASE("a channel whose last handle dies while a select waits on it", "[selec
     wg.wait();
     CHECK(got == 7);
   });
+}
+
+TEST_CASE("a reused send case sends its value again, as reflect.Select does", "[select]") {
+  gofer::chan<std::string> c(2);
+  std::vector<gofer::select_case> cases;
+  int sent = 0;
+  cases.emplace_back(gofer::on_send(c, std::string(40, 'x'), [&] { ++sent; }));
+  CHECK(gofer::select(cases) == 0);
+  CHECK(gofer::select(cases) == 0);
+  CHECK(sent == 2);
+  CHECK(*c.recv() == std::string(40, 'x'));
+  CHECK(*c.recv() == std::string(40, 'x'));
+
+  // A value that cannot be copied goes once; reusing the case is an error,
+  // and the channel gets nothing more.
+  gofer::chan<std::unique_ptr<int>> u(2);
+  std::vector<gofer::select_case> once;
+  once.emplace_back(gofer::on_send(u, std::make_unique<int>(7)));
+  CHECK(gofer::select(once) == 0);
+  CHECK_THROWS_WITH(gofer::select(once), Catch::Contains("move-only") && Catch::Contains("reused"));
+  CHECK(u.size() == 1);
+  CHECK(**u.recv() == 7);
 }

@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -153,7 +154,10 @@ detail::timeout_case<F> on_timeout(std::chrono::duration<Rep, Period> d, F f = {
 }
 
 // A case of any kind, type-erased, for the dynamic form (Go's reflect.Select).
-// Owns a reference to its channel, and may be reused in later selects.
+// Owns a reference to its channel, and may be reused in later selects. A send
+// case sends the same value each time, as a reflect.SelectCase does: it keeps
+// a copy to send again. A value of a move-only type can be sent only once;
+// a select given that case again throws std::logic_error.
 class select_case {
  public:
   template <class C>
@@ -183,6 +187,39 @@ class select_case {
     detail::case_desc describe() override { return c_.describe(); }
     void run(const detail::select_result& r) override { c_.run(r); }
     C c_;
+  };
+  // A send case: a select that delivers moves the value out, so it is put
+  // back (from a copy kept aside) before the case's next select.
+  template <class T, class F>
+  struct holder<detail::send_case<T, F>> final : base {
+    static constexpr bool resendable =
+        std::is_copy_constructible_v<T> && std::is_copy_assignable_v<T>;
+    explicit holder(detail::send_case<T, F> c) : c_(std::move(c)) {
+      if constexpr (resendable) kept_.emplace(c_.value());
+      if (detail::chan_base* ch = c_.channel()) ch->retain();
+    }
+    ~holder() override {
+      if (detail::chan_base* ch = c_.channel()) ch->release();
+    }
+    detail::case_desc describe() override {
+      if (sent_) {
+        if constexpr (resendable) {
+          c_.value() = *kept_;
+        } else {
+          throw std::logic_error(
+              "gofer: select: a send case of a move-only type was reused after it sent its value");
+        }
+        sent_ = false;
+      }
+      return c_.describe();
+    }
+    void run(const detail::select_result& r) override {
+      sent_ = true;  // chosen means delivered
+      c_.run(r);
+    }
+    detail::send_case<T, F> c_;
+    std::optional<T> kept_;
+    bool sent_ = false;
   };
   std::unique_ptr<base> p_;
 };
