@@ -228,6 +228,43 @@ TEST_CASE("a deadline moved into the past wakes a blocked reader", "[net]") {
       {.procs = 2});
 }
 
+TEST_CASE("a passed deadline fails calls that need not wait, and loses nothing", "[net]") {
+  gofer::run([] {
+    auto l = gofer::net::listener::listen("127.0.0.1:0");
+    auto c = gofer::net::dial(addr_of(l));
+    auto peer = l.accept();
+    c.set_deadline(soon());
+    peer.set_deadline(soon());
+    const auto past = std::chrono::steady_clock::now() - 1s;
+
+    // Data waiting in the socket: a read past its deadline still fails, as
+    // Go's does, and the data is there once the deadline moves.
+    peer.write(std::string_view("hello"));
+    CHECK(read_n(c, 1) == "h");
+    c.set_read_deadline(past);
+    CHECK(code_of([&] { read_n(c, 4); }) == std::errc::timed_out);
+    c.set_read_deadline(soon());
+    CHECK(read_n(c, 4) == "ello");
+
+    // Room in the socket: a write past its deadline sends nothing.
+    c.set_write_deadline(past);
+    CHECK(code_of([&] { c.write(std::string_view("x")); }) == std::errc::timed_out);
+    c.set_write_deadline(soon());
+    c.write(std::string_view("y"));
+    CHECK(read_n(peer, 1) == "y");
+
+    // A connection queued: accept past the listener's deadline fails.
+    auto c2 = gofer::net::dial(addr_of(l));
+    l.set_deadline(past);
+    CHECK(code_of([&] { l.accept(); }) == std::errc::timed_out);
+    l.set_deadline(soon());
+    auto peer2 = l.accept();
+    peer2.set_deadline(soon());
+    c2.write(std::string_view("z"));
+    CHECK(read_n(peer2, 1) == "z");
+  });
+}
+
 TEST_CASE("a write deadline times out a writer whose peer does not read", "[net]") {
   gofer::run([] {
     auto l = gofer::net::listener::listen("127.0.0.1:0");

@@ -8,8 +8,9 @@
 // netpoller.
 //
 // Errors are std::system_error. A passed deadline throws one whose code
-// compares equal to std::errc::timed_out; the conn stays usable, and moving
-// the deadline lets the next call wait again, as in Go. Using a closed conn
+// compares equal to std::errc::timed_out, from every call in its direction,
+// even one that would not have to wait; the conn stays usable, and moving the
+// deadline lets the next call go ahead, as in Go. Using a closed conn
 // or listener throws errc::bad_file_descriptor ("use of closed network
 // connection", Go's net.ErrClosed).
 //
@@ -248,6 +249,7 @@ class conn : public detail::socket_base {
     detail::op_guard g(pd_, "read");
     if (buf.empty()) return 0;
     std::lock_guard lk(pd_->read_mu);
+    if (pd_->deadline_passed(detail::io_dir::read)) detail::throw_timeout("read");
     // A short read emptied the socket's receive queue: anything arriving
     // since brings a new edge, so wait for it first instead of spending a
     // read() on EAGAIN (a request-response conn would every time). Not once
@@ -277,6 +279,7 @@ class conn : public detail::socket_base {
   std::size_t write(std::span<const std::byte> buf) {
     detail::op_guard g(pd_, "write");
     std::lock_guard lk(pd_->write_mu);
+    if (pd_->deadline_passed(detail::io_dir::write)) detail::throw_timeout("write");
     std::size_t done = 0;
     while (done < buf.size()) {
       if (pd_->closed()) detail::throw_closed("write");
@@ -379,6 +382,7 @@ class listener : public detail::socket_base {
   conn accept() {
     detail::op_guard g(pd_, "accept");
     std::lock_guard lk(pd_->read_mu);
+    if (pd_->deadline_passed(detail::io_dir::read)) detail::throw_timeout("accept");
     for (;;) {
       if (pd_->closed()) detail::throw_closed("accept");
       int fd = ::accept4(pd_->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -13,7 +13,7 @@
 // stores, by the fiber, the poller (on_event), the deadline timer and close().
 //
 // Wakes may be spurious: the woken party always looks at the state again
-// (closing, then ready, then the deadline). That is what makes the races here
+// (closing, then the deadline, then ready). That is what makes the races here
 // harmless: a stale edge reported for an fd since closed and reused only
 // costs the new owner one extra read() that sees EAGAIN; a timer that fires
 // just as its deadline moves only wakes the waiter to re-arm it.
@@ -54,7 +54,8 @@ struct poll_desc : poll_target {
   struct direction {
     bool ready = false;
     waiter* w = nullptr;
-    std::int64_t deadline = never;
+    // Written under mu; read without it by deadline_passed.
+    std::atomic<std::int64_t> deadline{never};
     pd_timer timer;
   };
 
@@ -100,19 +101,19 @@ struct poll_desc : poll_target {
         mu.unlock();
         return io_wait_result::closed;
       }
+      // Before readiness, as Go: once the deadline has passed, the fd being
+      // ready changes nothing.
+      const std::int64_t deadline = dir.deadline.load(std::memory_order_relaxed);
+      if (deadline != never && deadline <= monotonic_ns()) {
+        mu.unlock();
+        return io_wait_result::timed_out;
+      }
       if (dir.ready) {
         dir.ready = false;
         mu.unlock();
         return io_wait_result::ready;
       }
-      if (dir.deadline != never) {
-        std::int64_t now = monotonic_ns();
-        if (dir.deadline <= now) {
-          mu.unlock();
-          return io_wait_result::timed_out;
-        }
-        arm_timer(dir);
-      }
+      if (deadline != never) arm_timer(dir, deadline);
       waiter w;
       dir.w = &w;
       rt->netpoll().add_waiters(1);
@@ -136,12 +137,22 @@ struct poll_desc : poll_target {
     }
   }
 
+  // Whether d's deadline has passed. Every operation asks first, as Go's
+  // prepareRead/prepareWrite do: once it has, calls fail even when the fd
+  // could serve them without waiting (setting a past deadline is how Go code
+  // stops a reader). A clock read only while a deadline is set.
+  bool deadline_passed(io_dir d) const noexcept {
+    const std::int64_t deadline =
+        dirs[static_cast<int>(d)].deadline.load(std::memory_order_relaxed);
+    return deadline != never && deadline <= monotonic_ns();
+  }
+
   // Sets d's deadline (monotonic ns; `never` for none) and wakes d's waiter
   // so it looks at the new one: a past deadline times it out at once.
   void set_deadline(io_dir d, std::int64_t when) noexcept {
     direction& dir = dirs[static_cast<int>(d)];
     mu.lock();
-    dir.deadline = when;
+    dir.deadline.store(when, std::memory_order_relaxed);
     if (when == never) timer_heap::remove(&dir.timer);
     waiter* w = take_waiter(dir);
     mu.unlock();
@@ -220,12 +231,12 @@ struct poll_desc : poll_target {
   // server that pushes a conn's deadline forward at every request (as HTTP
   // servers do) touches the timer heap once per deadline period, not once
   // per request.
-  void arm_timer(direction& dir) noexcept {
+  void arm_timer(direction& dir, std::int64_t deadline) noexcept {
     if (dir.timer.heap.load(std::memory_order_acquire) != nullptr) {
-      if (dir.timer.when <= dir.deadline) return;
+      if (dir.timer.when <= deadline) return;
       timer_heap::remove(&dir.timer);
     }
-    dir.timer.when = dir.deadline;
+    dir.timer.when = deadline;
     rt->add_timer(&dir.timer);
   }
 
@@ -285,7 +296,7 @@ inline poll_desc* poll_desc::open(int fd, runtime_impl* rt) {
   for (auto& d : pd->dirs) {
     d.ready = false;
     d.w = nullptr;
-    d.deadline = never;
+    d.deadline.store(never, std::memory_order_relaxed);
   }
   pd->mu.unlock();
   pd->refs.store(0, std::memory_order_relaxed);
