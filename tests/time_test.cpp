@@ -133,6 +133,18 @@ TEST_CASE("tick delivers repeatedly", "[time]") {
   });
 }
 
+TEST_CASE("tick with a period of zero or less is the nil channel, as Go's Tick", "[time]") {
+  gofer::run([] {
+    for (auto c : {gofer::tick(0ms), gofer::tick(-1ms)}) {
+      CHECK_FALSE(static_cast<bool>(c));
+      // Never ready, not even later.
+      gofer::this_fiber::sleep_for(2ms);
+      CHECK(gofer::select(gofer::on_recv(c), gofer::on_default()) == 1);
+    }
+    CHECK_THROWS_AS(gofer::ticker(0ms), std::invalid_argument);
+  });
+}
+
 TEST_CASE("after_func runs f in a fiber of its own, unless stopped first", "[time]") {
   gofer::test::for_each_sched([](auto&&) {
     gofer::chan<std::uint64_t> ran(1);

@@ -237,9 +237,11 @@ recv_chan<steady_time> after(std::chrono::duration<Rep, Period> d) {
 }
 
 // time.Tick: a channel that receives the time every d, for good (it stops
-// once nothing holds the channel).
+// once nothing holds the channel). For d <= 0 the nil channel, as Go's Tick
+// returns nil (only a ticker refuses such a period).
 template <class Rep, class Period>
 recv_chan<steady_time> tick(std::chrono::duration<Rep, Period> d) {
+  if (detail::duration_ns(d) <= 0) return recv_chan<steady_time>(nil);
   return ticker(d).c();
 }
 
