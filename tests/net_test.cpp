@@ -326,6 +326,47 @@ TEST_CASE("dial to a port nobody listens on is refused", "[net]") {
   });
 }
 
+TEST_CASE("dial tries each address a name resolves to until one accepts", "[net]") {
+  gofer::run([] {
+    namespace d = gofer::net::detail;
+    std::string refused;
+    {
+      auto gone = gofer::net::listener::listen("127.0.0.1:0");
+      refused = addr_of(gone);
+    }  // closed: nothing listens there now
+    auto l = gofer::net::listener::listen("127.0.0.1:0");
+    gofer::wait_group wg;
+    echo_server(l, wg);
+    // As "localhost" resolving to ::1 first, with the server on 127.0.0.1.
+    std::vector<d::sock_addr> addrs = d::resolve_all(refused, false);
+    const auto good = d::resolve_all(addr_of(l), false);
+    addrs.insert(addrs.end(), good.begin(), good.end());
+    auto c = d::dial_any(gofer::context::background(), addrs, "a name");
+    c.set_deadline(soon());
+    c.write(std::string_view("hi"));
+    CHECK(read_n(c, 2) == "hi");
+    c.close();
+    // None accepts: the first address's error.
+    const auto none = d::resolve_all(refused, false);
+    CHECK(code_of([&] {
+            d::dial_any(gofer::context::background(), {none[0], none[0]}, "a name");
+          }) == std::errc::connection_refused);
+    // "localhost" listens where dialling it arrives.
+    auto local = gofer::net::listener::listen("localhost:0");
+    gofer::wait_group wg2;
+    echo_server(local, wg2);
+    auto c2 = gofer::net::dial("localhost:" + std::to_string(local.port()));
+    c2.set_deadline(soon());
+    c2.write(std::string_view("lo"));
+    CHECK(read_n(c2, 2) == "lo");
+    c2.close();
+    local.close();
+    l.close();
+    wg.wait();
+    wg2.wait();
+  });
+}
+
 TEST_CASE("cancelling the context aborts a pending dial", "[net]") {
   gofer::run(
       [] {

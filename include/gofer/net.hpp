@@ -36,12 +36,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "gofer/blocking.hpp"
 #include "gofer/context.hpp"
@@ -120,11 +122,12 @@ inline void split_host_port(std::string_view address, std::string& host, std::st
   if (port.empty()) bad("missing port");
 }
 
-// Resolves an address. Numeric hosts are parsed here; names go through
-// getaddrinfo on a blocking-call thread. An empty host means every local
-// address when listening (dual-stack [::] where the kernel allows it) and
-// the loopback address when dialling, as in Go.
-inline sock_addr resolve(std::string_view address, bool passive) {
+// Resolves an address to every address it names, in getaddrinfo's order of
+// preference. Numeric hosts are parsed here; names go through getaddrinfo on
+// a blocking-call thread. An empty host means every local address when
+// listening (dual-stack [::] where the kernel allows it) and the loopback
+// address when dialling, as in Go.
+inline std::vector<sock_addr> resolve_all(std::string_view address, bool passive) {
   std::string host, port;
   split_host_port(address, host, port);
   addrinfo hints{};
@@ -143,11 +146,29 @@ inline sock_addr resolve(std::string_view address, bool passive) {
     throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                             "address " + std::string(address) + ": " + ::gai_strerror(rc));
   }
-  sock_addr a;
-  std::memcpy(&a.ss, res->ai_addr, res->ai_addrlen);
-  a.len = res->ai_addrlen;
+  std::vector<sock_addr> all;
+  for (const addrinfo* r = res; r != nullptr; r = r->ai_next) {
+    if (r->ai_addrlen > sizeof(sockaddr_storage)) continue;
+    sock_addr a;
+    std::memcpy(&a.ss, r->ai_addr, r->ai_addrlen);
+    a.len = r->ai_addrlen;
+    all.push_back(a);
+  }
   ::freeaddrinfo(res);
-  return a;
+  if (all.empty()) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "address " + std::string(address) + ": no address");
+  }
+  return all;
+}
+
+// The one address to listen on: the first IPv4 one if there is one, as Go's
+// Listen("tcp", ...) picks ("localhost:80" listens on 127.0.0.1, not ::1).
+inline sock_addr resolve(std::string_view address, bool passive) {
+  std::vector<sock_addr> all = resolve_all(address, passive);
+  for (const sock_addr& a : all)
+    if (a.ss.ss_family == AF_INET) return a;
+  return all.front();
 }
 
 template <class Clock, class Dur>
@@ -234,6 +255,11 @@ class socket_base {
   poll_desc* pd_ = nullptr;
 };
 
+}  // namespace detail
+
+class conn;
+namespace detail {
+inline conn dial_one(const context& ctx, const sock_addr& a, std::string_view address);
 }  // namespace detail
 
 // A TCP connection. Move-only; closes on destruction.
@@ -327,7 +353,7 @@ class conn : public detail::socket_base {
 
  private:
   friend class listener;
-  friend conn dial(const context&, std::string_view);
+  friend conn detail::dial_one(const context&, const detail::sock_addr&, std::string_view);
   explicit conn(int fd) : socket_base(fd) {}
 
   void wait(detail::io_dir d, const char* op) {
@@ -423,40 +449,36 @@ class listener : public detail::socket_base {
   explicit listener(int fd) : socket_base(fd) {}
 };
 
-// Connects to address ("host:port", "[v6]:port"). Cancelling ctx, or its
-// deadline passing, aborts a pending connect with ctx.err() (which compares
-// equal to std::errc::operation_canceled or std::errc::timed_out).
-inline conn dial(const context& ctx, std::string_view address) {
-  if (auto e = ctx.err()) throw std::system_error(e, "dial " + std::string(address));
-  detail::sock_addr a = detail::resolve(address, false);
-  conn c(detail::new_socket(a.ss.ss_family));
+namespace detail {
+// Connects to one resolved address; `address` names it in errors.
+inline conn dial_one(const context& ctx, const sock_addr& a, std::string_view address) {
+  conn c(new_socket(a.ss.ss_family));
   int fd = c.native_handle();
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   int rc;
   do {
-    rc = ::connect(fd, reinterpret_cast<sockaddr*>(&a.ss), a.len);
+    rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&a.ss), a.len);
   } while (rc != 0 && errno == EINTR);
   if (rc == 0) return c;
-  if (errno != EINPROGRESS) detail::throw_errno(errno, "dial " + std::string(address));
+  if (errno != EINPROGRESS) throw_errno(errno, "dial " + std::string(address));
 
   // Cancellation reaches the parked connect as a past write deadline (what
   // Go's net does). The watcher may run after this returns: it touches the
   // descriptor only under `state`'s lock, and only while `done` is false.
   struct watch_state {
     gofer::detail::spinlock mu;
-    detail::poll_desc* pd;
+    poll_desc* pd;
     bool done = false;
   };
   auto state = std::make_shared<watch_state>();
   state->pd = c.pd_;
-  if (auto d = ctx.deadline())
-    c.pd_->set_deadline(detail::io_dir::write, detail::to_monotonic_ns(*d));
+  if (auto d = ctx.deadline()) c.pd_->set_deadline(io_dir::write, to_monotonic_ns(*d));
   after_func_handle watch;
   if (ctx.done()) {
     watch = after_func(ctx, [state] {
       std::lock_guard lk(state->mu);
-      if (!state->done) state->pd->set_deadline(detail::io_dir::write, 0);
+      if (!state->done) state->pd->set_deadline(io_dir::write, 0);
     });
   }
   auto finish = [&] {
@@ -465,12 +487,12 @@ inline conn dial(const context& ctx, std::string_view address) {
     state->done = true;
   };
   for (;;) {
-    detail::io_wait_result r = c.pd_->wait(detail::io_dir::write);
-    if (r != detail::io_wait_result::ready) {
+    io_wait_result r = c.pd_->wait(io_dir::write);
+    if (r != io_wait_result::ready) {
       finish();
       if (auto e = ctx.err()) throw std::system_error(e, "dial " + std::string(address));
-      if (r == detail::io_wait_result::closed) detail::throw_closed("dial");
-      detail::throw_timeout("dial");
+      if (r == io_wait_result::closed) throw_closed("dial");
+      throw_timeout("dial");
     }
     int err = 0;
     socklen_t len = sizeof err;
@@ -485,10 +507,39 @@ inline conn dial(const context& ctx, std::string_view address) {
         continue;
     }
     finish();
-    if (err != 0) detail::throw_errno(err, "dial " + std::string(address));
-    c.pd_->set_deadline(detail::io_dir::write, gofer::detail::never);
+    if (err != 0) throw_errno(err, "dial " + std::string(address));
+    c.pd_->set_deadline(io_dir::write, gofer::detail::never);
     return c;
   }
+}
+}  // namespace detail
+
+namespace detail {
+// Tries each address in turn until one accepts, as Go's dialer does; the
+// error is the first address's. Stops at once when ctx ends.
+inline conn dial_any(const context& ctx, const std::vector<sock_addr>& addrs,
+                     std::string_view address) {
+  std::exception_ptr first;
+  for (const sock_addr& a : addrs) {
+    try {
+      return dial_one(ctx, a, address);
+    } catch (const std::system_error&) {
+      if (ctx.err()) throw;
+      if (!first) first = std::current_exception();
+    }
+  }
+  std::rethrow_exception(first);
+}
+}  // namespace detail
+
+// Connects to address ("host:port", "[v6]:port"), trying each address the
+// host resolves to until one accepts (so "localhost" reaches a server on
+// 127.0.0.1 also where it resolves to ::1 first). Cancelling ctx, or its
+// deadline passing, aborts a pending connect with ctx.err() (which compares
+// equal to std::errc::operation_canceled or std::errc::timed_out).
+inline conn dial(const context& ctx, std::string_view address) {
+  if (auto e = ctx.err()) throw std::system_error(e, "dial " + std::string(address));
+  return detail::dial_any(ctx, detail::resolve_all(address, false), address);
 }
 
 inline conn dial(std::string_view address) { return dial(context::background(), address); }
