@@ -225,7 +225,62 @@ TEST_CASE("deadlock is reported within a second", "[runtime][death][child]") {
   CHECK(r.exit_code == 0);
 }
 
+TEST_CASE("another runtime that sleeps does not hide a deadlock", "[runtime][death][child]") {
+  if (gofer::test::under_emulator()) {
+    WARN("skipped under an emulator: its own threads count as live threads");
+    return;
+  }
+  auto r = gofer::test::run_in_child([] {
+    // Another runtime that ran a fiber and has been idle since (as the
+    // default runtime is, once a plain thread has used it): its threads wake
+    // nobody. (Made here: a forked child has none of its parent's threads.)
+    gofer::runtime other(gofer::options{.procs = 2});
+    gofer::chan<int> ran(1);
+    other.go([ran] {
+      gofer::this_fiber::sleep_for(1ms);
+      ran.send(1);
+    });
+    if (!ran.recv()) std::_Exit(2);
+    try {
+      gofer::run([] {
+        gofer::wait_group wg;
+        wg.add(1);
+        wg.wait();
+      });
+    } catch (const gofer::deadlock_error&) {
+      std::_Exit(0);
+    }
+    std::_Exit(1);
+  }, std::chrono::seconds(20));
+  INFO(r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.err, Catch::Contains("gofer: all fibers are asleep - deadlock!"));
+}
+
 #endif  // !GOFER_TSAN
+
+TEST_CASE("a fiber of another runtime that will wake main is not a deadlock",
+          "[runtime][death][child]") {
+  auto r = gofer::test::run_in_child([] {
+    gofer::runtime other;
+    gofer::wait_group wg;
+    wg.add(1);
+    // Parked on a timer in the other runtime: that runtime is not asleep.
+    other.go([&] {
+      gofer::this_fiber::sleep_for(300ms);
+      wg.done();
+    });
+    int v = gofer::run([&] {
+      wg.wait();
+      return 7;
+    });
+    std::_Exit(v == 7 ? 0 : 1);
+  });
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.err, !Catch::Contains("deadlock"));
+}
 
 TEST_CASE("a pending timer is not a deadlock", "[runtime][death][child]") {
   auto r = gofer::test::run_in_child([] {
@@ -304,7 +359,7 @@ TEST_CASE("the deadlock check sees a live thread while threads started before it
     release = true;
     for (int k = 0; k < 100; ++k) {
       // The exiting threads may all be gone by now; `live` is not.
-      if (!gofer::detail::other_threads_alive(serial)) ++missed;
+      if (!gofer::detail::other_threads_alive({&serial, 1})) ++missed;
     }
     for (auto& t : exiting) t.join();
     stop = true;

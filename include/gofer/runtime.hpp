@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cmath>
@@ -17,12 +18,14 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <source_location>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "gofer/detail/diag/deadlock_error.hpp"
 #include "gofer/detail/diag/fiber_dump.hpp"
@@ -215,21 +218,62 @@ struct run_state {
   std::exception_ptr error;
 };
 
+// A runtime seen with nothing to run and nothing pending, and its activity
+// count then (see check_deadlock).
+struct quiet_runtime {
+  std::uint32_t serial;
+  std::uint64_t activity;
+};
+
+// The runtimes other than `self` that are quiescent now. Their threads can
+// make no fiber runnable until something outside them wakes one first: a
+// plain thread, a signal, or a fiber of `self`.
+inline std::vector<quiet_runtime> quiet_others(const runtime_impl& self) {
+  std::vector<quiet_runtime> out;
+  std::lock_guard lk(runtime_registry_mu);  // keeps each registered runtime alive
+  for (const runtime_impl* r : runtime_registry) {
+    if (r == &self) continue;
+    const std::uint64_t activity = r->activity();
+    if (r->quiescent()) out.push_back({r->serial(), activity});
+  }
+  return out;
+}
+
+// Whether each of `seen` is still registered, quiescent, and has not woken
+// since.
+inline bool still_quiet(const std::vector<quiet_runtime>& seen) {
+  std::lock_guard lk(runtime_registry_mu);
+  for (const quiet_runtime& q : seen) {
+    auto it = std::find_if(runtime_registry.begin(), runtime_registry.end(),
+                           [&](const runtime_impl* r) { return r->serial() == q.serial; });
+    if (it == runtime_registry.end() || !(*it)->quiescent() || (*it)->activity() != q.activity)
+      return false;
+  }
+  return true;
+}
+
 // Confirms a suspected deadlock and, if real, reports it and interrupts main.
 // Quiescence must hold twice, 20 ms apart, with no M waking in between: a
 // single look could fall between an M going idle and a thread readying a fiber.
 // The second look comes after the check that no other thread lives: a thread
 // may ready a fiber and exit just after the runtime was last seen quiet, and
 // once no other thread is left, nothing else can make one runnable, so what
-// the last look sees stays true.
+// the last look sees stays true. Other runtimes quiet at both looks count as
+// asleep, their threads with them (a program that used the default runtime
+// from a plain thread keeps that runtime's idle threads for good); one that
+// is not makes the check give up, as any other live thread does.
 inline bool check_deadlock(runtime_impl& rt, run_state& st, fiber* main_fiber) {
   std::uint64_t before = rt.activity();
   if (!rt.quiescent()) return false;
+  const std::vector<quiet_runtime> others = quiet_others(rt);
   std::uint32_t q = rt.quiet_word().load(std::memory_order_seq_cst);
   futex_wait(&rt.quiet_word(), q, 20'000'000);
   if (st.done.load(std::memory_order_acquire)) return false;
-  if (other_threads_alive(rt.serial())) return false;
+  std::vector<unsigned> asleep{rt.serial()};
+  for (const quiet_runtime& o : others) asleep.push_back(o.serial);
+  if (other_threads_alive(asleep)) return false;
   if (signal_subscriptions.load(std::memory_order_acquire) != 0) return false;
+  if (!still_quiet(others)) return false;
   if (!rt.quiescent() || rt.activity() != before) return false;
   std::ostringstream os;
   os << "gofer: all fibers are asleep - deadlock!\n\n";
@@ -247,7 +291,8 @@ inline bool check_deadlock(runtime_impl& rt, run_state& st, fiber* main_fiber) {
 // returns: its int result, or 0. An exception from main propagates out of
 // run(). Fibers still alive then are abandoned (see ~runtime). When every fiber
 // is parked and nothing can wake one (no timer, no blocking call or I/O in
-// flight, no OS thread besides the runtime's own), run() prints
+// flight, no OS thread besides the runtime's own and those of other runtimes
+// just as quiet), run() prints
 // "gofer: all fibers are asleep - deadlock!" and a fiber dump to stderr, and
 // throws deadlock_error in the main fiber.
 template <class F>

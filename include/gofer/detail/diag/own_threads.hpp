@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <span>
 #include <vector>
 
 namespace gofer::detail {
@@ -83,9 +84,9 @@ inline long process_threads() noexcept {
 }
 
 // Whether a thread of this process other than the caller and the threads of
-// runtime `serial` lives: one that might still make a fiber runnable. Errs
-// towards yes: a gofer thread not yet registered, or deregistered but not yet
-// gone, counts as another thread.
+// the runtimes in `serials` lives: one that might still make a fiber
+// runnable. Errs towards yes: a gofer thread not yet registered, or
+// deregistered but not yet gone, counts as another thread.
 //
 // It counts rather than lists. A listing of /proc/self/task ends early when
 // the thread it has reached exits meanwhile (the kernel walks on from that
@@ -94,7 +95,7 @@ inline long process_threads() noexcept {
 // and while the registry is locked every thread in it is alive (each
 // registers once running and deregisters before it ends), so the difference
 // is the number of the others.
-inline bool other_threads_alive(unsigned serial) {
+inline bool other_threads_alive(std::span<const unsigned> serials) {
   const long self = current_tid();
   const long pid = ::getpid();
   auto& r = own_threads();
@@ -103,7 +104,8 @@ inline bool other_threads_alive(unsigned serial) {
   if (all < 0) return true;
   // One entry per thread: each registers once, for its lifetime.
   const auto own = std::count_if(r.threads.begin(), r.threads.end(), [&](const own_thread& t) {
-    return t.pid == pid && t.tid != self && (t.serial == 0 || t.serial == serial);
+    return t.pid == pid && t.tid != self &&
+           (t.serial == 0 || std::find(serials.begin(), serials.end(), t.serial) != serials.end());
   });
   return all - 1 - own > 0;
 }
