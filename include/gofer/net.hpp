@@ -512,9 +512,7 @@ inline conn dial_one(const context& ctx, const sock_addr& a, std::string_view ad
     return c;
   }
 }
-}  // namespace detail
 
-namespace detail {
 // Tries each address in turn until one accepts, as Go's dialer does; the
 // error is the first address's. Stops at once when ctx ends.
 inline conn dial_any(const context& ctx, const std::vector<sock_addr>& addrs,
