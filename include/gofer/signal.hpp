@@ -66,12 +66,20 @@ class signal_hub {
     return *h;
   }
 
-  void subscribe(send_chan<int> ch, std::initializer_list<int> signals) {
+  void subscribe(send_chan<int> ch, std::initializer_list<int> listed) {
     if (!ch) throw std::invalid_argument("gofer::notify_signals: nil channel");
-    if (signals.size() == 0) throw std::invalid_argument("gofer::notify_signals: no signals given");
+    std::vector<int> signals(listed);
+    if (signals.empty()) {
+      // Go's Notify(c) with no signals: every signal a channel can take. Not
+      // the two glibc keeps for itself below SIGRTMIN (thread cancellation
+      // and set*id), which no program sends.
+      for (int s = 1; s < NSIG; ++s) {
+        const bool reserved = s >= 32 && s < SIGRTMIN;
+        if (relayable(s) && !reserved) signals.push_back(s);
+      }
+    }
     for (int s : signals) {
-      if (s <= 0 || s >= NSIG || s == SIGKILL || s == SIGSTOP || s == SIGSEGV || s == SIGBUS ||
-          s == SIGFPE || s == SIGILL)
+      if (s <= 0 || s >= NSIG || !relayable(s))
         throw std::invalid_argument("gofer::notify_signals: signal " + std::to_string(s) +
                                     " cannot be delivered to a channel");
     }
@@ -88,6 +96,12 @@ class signal_hub {
       it->wants[s] = true;
       if (users_[s]++ == 0) install(s);
     }
+  }
+
+  // Catchable, and not a fault that belongs to the thread that raised it.
+  static bool relayable(int s) noexcept {
+    return s != SIGKILL && s != SIGSTOP && s != SIGSEGV && s != SIGBUS && s != SIGFPE &&
+           s != SIGILL;
   }
 
   void unsubscribe(send_chan<int> ch) {
@@ -183,7 +197,8 @@ class signal_hub {
 }  // namespace detail
 
 // Relays each listed signal to ch (Go's signal.Notify). Calling it again for
-// the same channel adds signals to its set.
+// the same channel adds signals to its set. An empty list means every signal
+// that can go to a channel, as Notify(c) with none.
 inline void notify_signals(send_chan<int> ch, std::initializer_list<int> signals) {
   detail::signal_hub::instance().subscribe(std::move(ch), signals);
 }
