@@ -26,7 +26,7 @@
 #include <ctime>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <vector>
 
 namespace {
 
@@ -93,9 +93,9 @@ int main(int argc, char** argv) {
   ev.data.fd = lfd;
   if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) != 0) die("epoll_ctl");
 
-  // Per connection: how many bytes of "\r\n\r\n" the last read ended with,
-  // so a request end split across reads still counts.
-  std::unordered_map<int, int> matched;
+  // By fd: how many bytes of "\r\n\r\n" the connection's last read ended
+  // with, so a request end split across reads still counts.
+  std::vector<int> matched;
   epoll_event events[256];
   char buf[16384];
   std::string out;
@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
           cev.events = EPOLLIN | EPOLLET | EPOLLRDHUP;
           cev.data.fd = c;
           epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+          if (static_cast<std::size_t>(c) >= matched.size()) matched.resize(c + 1024);
           matched[c] = 0;
         }
         continue;
@@ -152,7 +153,6 @@ int main(int argc, char** argv) {
         if (r < static_cast<ssize_t>(sizeof buf)) break;
       }
       if (gone) {
-        matched.erase(fd);
         close(fd);
       }
     }

@@ -275,16 +275,19 @@ class conn : public detail::socket_base {
     detail::op_guard g(pd_, "read");
     if (buf.empty()) return 0;
     std::lock_guard lk(pd_->read_mu);
-    if (pd_->deadline_passed(detail::io_dir::read)) detail::throw_timeout("read");
     // A short read emptied the socket's receive queue: anything arriving
     // since brings a new edge, so wait for it first instead of spending a
     // read() on EAGAIN (a request-response conn would every time). Not once
     // the peer has hung up: its end of stream may have come with the data,
     // in the edge already consumed. (Epoll reports the socket's state when
     // it hands the edge over, so a hang-up before then shows in that edge,
-    // and one after it brings an edge of its own.)
-    if (pd_->drained && !pd_->hup.load(std::memory_order_acquire))
+    // and one after it brings an edge of its own.) The wait looks at the
+    // deadline first; a read that goes straight to the socket looks here.
+    if (pd_->drained && !pd_->hup.load(std::memory_order_acquire)) {
       wait(detail::io_dir::read, "read");
+    } else if (pd_->deadline_passed(detail::io_dir::read)) {
+      detail::throw_timeout("read");
+    }
     for (;;) {
       if (pd_->closed()) detail::throw_closed("read");
       ssize_t n = ::read(pd_->fd, buf.data(), buf.size());

@@ -176,50 +176,54 @@ class select_case {
     virtual detail::case_desc describe() = 0;
     virtual void run(const detail::select_result&) = 0;
   };
+  // What a case needs to be selected again: nothing, except for a send, whose
+  // delivery moved its value out. That is put back from a copy kept aside
+  // before the case's next select.
   template <class C>
-  struct holder final : base {
-    explicit holder(C c) : c_(std::move(c)) {
-      if (detail::chan_base* ch = c_.channel()) ch->retain();
-    }
-    ~holder() override {
-      if (detail::chan_base* ch = c_.channel()) ch->release();
-    }
-    detail::case_desc describe() override { return c_.describe(); }
-    void run(const detail::select_result& r) override { c_.run(r); }
-    C c_;
+  struct reuse {
+    explicit reuse(C&) {}
+    void before_select(C&) {}
+    void after_run() {}
   };
-  // A send case: a select that delivers moves the value out, so it is put
-  // back (from a copy kept aside) before the case's next select.
   template <class T, class F>
-  struct holder<detail::send_case<T, F>> final : base {
+  struct reuse<detail::send_case<T, F>> {
     static constexpr bool resendable =
         std::is_copy_constructible_v<T> && std::is_copy_assignable_v<T>;
-    explicit holder(detail::send_case<T, F> c) : c_(std::move(c)) {
-      if constexpr (resendable) kept_.emplace(c_.value());
+    explicit reuse(detail::send_case<T, F>& c) {
+      if constexpr (resendable) kept.emplace(c.value());
+    }
+    void before_select(detail::send_case<T, F>& c) {
+      if (!sent) return;
+      if constexpr (resendable) {
+        c.value() = *kept;
+      } else {
+        throw std::logic_error(
+            "gofer: select: a send case of a move-only type was reused after it sent its value");
+      }
+      sent = false;
+    }
+    void after_run() { sent = true; }  // chosen means delivered
+    std::optional<T> kept;
+    bool sent = false;
+  };
+  template <class C>
+  struct holder final : base {
+    explicit holder(C c) : c_(std::move(c)), reuse_(c_) {
       if (detail::chan_base* ch = c_.channel()) ch->retain();
     }
     ~holder() override {
       if (detail::chan_base* ch = c_.channel()) ch->release();
     }
     detail::case_desc describe() override {
-      if (sent_) {
-        if constexpr (resendable) {
-          c_.value() = *kept_;
-        } else {
-          throw std::logic_error(
-              "gofer: select: a send case of a move-only type was reused after it sent its value");
-        }
-        sent_ = false;
-      }
+      reuse_.before_select(c_);
       return c_.describe();
     }
     void run(const detail::select_result& r) override {
-      sent_ = true;  // chosen means delivered
+      reuse_.after_run();
       c_.run(r);
     }
-    detail::send_case<T, F> c_;
-    std::optional<T> kept_;
-    bool sent_ = false;
+    C c_;
+    reuse<C> reuse_;
   };
   std::unique_ptr<base> p_;
 };

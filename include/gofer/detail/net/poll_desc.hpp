@@ -103,8 +103,7 @@ struct poll_desc : poll_target {
       }
       // Before readiness, as Go: once the deadline has passed, the fd being
       // ready changes nothing.
-      const std::int64_t deadline = dir.deadline.load(std::memory_order_relaxed);
-      if (deadline != never && deadline <= monotonic_ns()) {
+      if (deadline_passed(d)) {
         mu.unlock();
         return io_wait_result::timed_out;
       }
@@ -113,7 +112,7 @@ struct poll_desc : poll_target {
         mu.unlock();
         return io_wait_result::ready;
       }
-      if (deadline != never) arm_timer(dir, deadline);
+      if (dir.deadline.load(std::memory_order_relaxed) != never) arm_timer(dir);
       waiter w;
       dir.w = &w;
       rt->netpoll().add_waiters(1);
@@ -231,7 +230,8 @@ struct poll_desc : poll_target {
   // server that pushes a conn's deadline forward at every request (as HTTP
   // servers do) touches the timer heap once per deadline period, not once
   // per request.
-  void arm_timer(direction& dir, std::int64_t deadline) noexcept {
+  void arm_timer(direction& dir) noexcept {
+    const std::int64_t deadline = dir.deadline.load(std::memory_order_relaxed);
     if (dir.timer.heap.load(std::memory_order_acquire) != nullptr) {
       if (dir.timer.when <= deadline) return;
       timer_heap::remove(&dir.timer);
