@@ -1,8 +1,8 @@
 // What a select costs: blocking on two unbuffered channels that take turns
 // (enqueue on both, a wake-up, dequeue from both), polling an empty channel
 // with a default case (the lock-free fast path, which a loop may run millions
-// of times a second), and waiting on time.After(0) (a timer armed, fired from
-// the heap and delivered, the price of every select with a timeout).
+// of times a second), and waiting on time.After(0) (a timer made, found due
+// and delivered: the fixed part of every select with a timeout).
 //
 // Each benchmark owns one runtime for all its iterations: the timed loop runs
 // in the runtime's main fiber, so the runtime's start and stop stay outside it.
@@ -71,8 +71,9 @@ void select_default_empty(benchmark::State& state) {
 BENCHMARK(select_default_empty)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
 
 // Go's select { case <-c: case <-time.After(0): } with c never ready: each
-// iteration arms a fresh timer that is due at once, parks, and is woken by
-// its firing.
+// iteration makes a fresh timer that is due at once. As in Go 1.23, its value
+// is ready when the select polls (Go's older runtimes, Debian 12's 1.19
+// among them, park the selecting goroutine until the timer heap fires).
 void select_after0(benchmark::State& state) {
   const auto procs = static_cast<unsigned>(state.range(0));
   gofer::run(

@@ -36,6 +36,28 @@ TEST_CASE("after delivers the time once, no earlier than asked", "[time]") {
   });
 }
 
+TEST_CASE("a timer due when it is armed is ready at once, as Go 1.23 runs it on receive",
+          "[time]") {
+  gofer::test::for_each_sched([](auto&&) {
+    // A select with a default takes it: its value does not wait for the heap.
+    for (int i = 0; i < 100; ++i)
+      CHECK(gofer::select(gofer::on_recv(gofer::after(0ms)), gofer::on_default()) == 0);
+    CHECK(gofer::after(-1s).try_recv().has_value());
+    // reset(0) of a pending timer: it was pending, and its value is ready.
+    gofer::timer t(1h);
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(t.reset(0ms));
+    auto v = t.c().try_recv();
+    REQUIRE(v.has_value());
+    CHECK(*v >= t0);
+    CHECK_FALSE(t.stop());  // fired and received
+    // Due but not received: stop discards the value, and reports it.
+    gofer::timer u(0ms);
+    CHECK(u.stop());
+    CHECK(u.c().try_recv() == std::nullopt);
+  });
+}
+
 TEST_CASE("timer.stop before it fires: true, and nothing is ever delivered", "[time]") {
   gofer::test::for_each_sched([](auto&&) {
     gofer::timer t(20ms);

@@ -9,8 +9,10 @@
 // Go 1.23's semantics: the channel of a timer or ticker holds at most one
 // value, and after stop() or reset() returns no value from before the call is
 // received (stop and reset drain the channel, and a firing that lost the race
-// with them is dropped). A timer or ticker that is destroyed keeps running, as
-// in Go; a ticker that nothing can receive from any more stops by itself.
+// with them is dropped). A timer due when it is armed (after(0), reset(0))
+// delivers at once, as Go 1.23's receive and select run an expired timer
+// themselves. A timer or ticker that is destroyed keeps running, as in Go; a
+// ticker that nothing can receive from any more stops by itself.
 #pragma once
 
 #include <atomic>
@@ -22,6 +24,7 @@
 
 #include "gofer/chan.hpp"
 #include "gofer/detail/util/counted_ref.hpp"
+#include "gofer/detail/util/small_alloc.hpp"
 #include "gofer/go.hpp"
 #include "gofer/runtime.hpp"
 #include "gofer/this_fiber.hpp"
@@ -54,6 +57,9 @@ class chan_timer final : public timer_node {
     fire = &chan_timer::on_fire;
     drop = [](timer_node* n) { static_cast<chan_timer*>(n)->release(); };
   }
+  // Made by whoever calls after() and often freed by the M whose heap fired
+  // it: the same traffic as a channel's state.
+  GOFER_SMALL_ALLOC_OPERATORS
 
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
@@ -65,7 +71,7 @@ class chan_timer final : public timer_node {
   // Arms the timer to fire `after_ns` from now (and then every period).
   void start(std::int64_t after_ns) {
     std::lock_guard lk(mu_);
-    arm(deadline_after_ns(after_ns));
+    arm_after(after_ns);
   }
 
   // Disarms; true if this prevented a firing, or discarded a value nobody had
@@ -95,7 +101,7 @@ class chan_timer final : public timer_node {
       if (timer_heap::remove(this)) release();
       if (!func_ && c_.try_recv().has_value()) stopped = true;
       if (period >= 0) period_ = period;
-      arm(deadline_after_ns(after_ns));
+      arm_after(after_ns);
     }
     return stopped;
   }
@@ -109,6 +115,22 @@ class chan_timer final : public timer_node {
     active_ = true;
     retain();  // for the heap
     rt_->add_timer(this);
+  }
+
+  // With mu held and the timer in no heap: arms it to fire after_ns from now.
+  // A channel timer that is due already delivers at once, as Go's receive
+  // runs an expired timer itself (maybeRunChan): its value is ready for the
+  // very next receive or select, rather than after a trip through the heap
+  // and a park of whoever waits for it.
+  void arm_after(std::int64_t after_ns) {
+    const std::int64_t when = deadline_after_ns(after_ns);
+    if (after_ns <= 0 && period_ == 0 && !func_) {
+      this->when = when;
+      active_ = false;
+      c_.try_send(steady_time(std::chrono::nanoseconds(when)));
+      return;
+    }
+    arm(when);
   }
 
   static void on_fire(timer_node* n, std::int64_t now) {

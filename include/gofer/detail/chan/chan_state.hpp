@@ -224,7 +224,7 @@ class chan_state final : public chan_base {
  public:
   explicit chan_state(std::size_t cap) : chan_base(cap) {
     if constexpr (!stores_nothing) {
-      if (cap > 0) buf_ = static_cast<T*>(::operator new(cap * sizeof(T), std::align_val_t{alignof(T)}));
+      if (cap > 0) buf_ = static_cast<T*>(allocate_buffer(cap));
     }
   }
   ~chan_state() override {
@@ -232,7 +232,7 @@ class chan_state final : public chan_base {
       // Values still buffered are destroyed with the channel.
       std::size_t n = count_locked();
       for (std::size_t i = 0; i < n; ++i) buf_[(recvx_ + i) % capacity()].~T();
-      if (buf_ != nullptr) ::operator delete(buf_, std::align_val_t{alignof(T)});
+      if (buf_ != nullptr) free_buffer(buf_, capacity());
     }
   }
 
@@ -299,6 +299,20 @@ class chan_state final : public chan_base {
   void put_tail(T&& v) noexcept {
     if constexpr (!stores_nothing) ::new (static_cast<void*>(buf_ + sendx_)) T(std::move(v));
     if (++sendx_ == capacity()) sendx_ = 0;
+  }
+
+  // A small buffer comes from the same per-thread caches as the state
+  // (a timer's channel, cap 1, is made and freed with every after()).
+  static constexpr bool small_buffer_ok = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+  static void* allocate_buffer(std::size_t cap) {
+    if (small_buffer_ok && small_alloc::cached(cap * sizeof(T)))
+      return small_alloc::allocate(cap * sizeof(T));
+    return ::operator new(cap * sizeof(T), std::align_val_t{alignof(T)});
+  }
+  static void free_buffer(void* p, std::size_t cap) noexcept {
+    if (small_buffer_ok && small_alloc::cached(cap * sizeof(T)))
+      return small_alloc::deallocate(p, cap * sizeof(T));
+    ::operator delete(p, std::align_val_t{alignof(T)});
   }
 
   T* buf_ = nullptr;        // capacity() raw slots, the live ones from recvx_
