@@ -304,6 +304,38 @@ TEST_CASE("move-only values are handed over, never copied or lost", "[chan]") {
   });
 }
 
+// Records, in every constructor, whether the object sits at an address its
+// alignment allows: a buffer slot that does not would show here (and trip
+// UBSan in the sanitizer stages).
+template <std::size_t Align>
+struct alignas(Align) aligned_value {
+  static inline std::atomic<int> misplaced{0};
+  int v = 0;
+  explicit aligned_value(int x) : v(x) { check(); }
+  aligned_value(aligned_value&& o) noexcept : v(o.v) { check(); }
+  aligned_value& operator=(aligned_value&&) noexcept = default;
+  void check() const noexcept {
+    if (reinterpret_cast<std::uintptr_t>(this) % Align != 0) ++misplaced;
+  }
+};
+
+TEMPLATE_TEST_CASE("buffered values keep their type's alignment, small buffers and large", "[chan]",
+                   aligned_value<16>, aligned_value<64>) {
+  gofer::test::for_each_sched([](auto&&) {
+    for (std::size_t cap : {std::size_t{1}, std::size_t{3}, std::size_t{100}}) {
+      INFO("capacity " << cap);
+      gofer::chan<TestType> c(cap);
+      int sum = 0;
+      for (int round = 0; round < 3; ++round) {
+        for (std::size_t i = 0; i < cap; ++i) c.send(TestType(static_cast<int>(i)));
+        for (std::size_t i = 0; i < cap; ++i) sum += c.recv()->v;
+      }
+      CHECK(sum == 3 * static_cast<int>(cap * (cap - 1) / 2));
+    }
+    CHECK(TestType::misplaced == 0);
+  });
+}
+
 TEST_CASE("chan<> signals without a payload, and close broadcasts", "[chan]") {
   gofer::test::for_each_sched([](auto&&) {
     gofer::chan<> done;
