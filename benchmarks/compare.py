@@ -19,8 +19,11 @@ is a process of its own, so no run inherits another's heap, stacks or threads.
 
 The table shows only ratios of medians (gofer / peer) taken in this session:
 absolute figures depend on the machine and its load, ratios much less so. The
-acceptance targets are absolute by nature and are printed as "figure vs target".
-Absolute medians and every sample go to a JSON file for the record.
+acceptance targets are absolute by nature and are printed as "figure vs target",
+followed by floors measured in the same run (an atomic read-modify-write, a bare
+switch, a fresh page) and the least some targets' cases can cost on this
+machine whatever the implementation. Absolute medians and every sample go to a
+JSON file for the record.
 
 The Go twins are compiled once ("go test -c") and the test binary is run with
 the same flags "go test -run ^$ -bench ... -benchtime ... -count 1" would pass
@@ -92,6 +95,8 @@ METRICS = {
     "select_default_empty": ["ns_per_select"],
     "select_after0": ["ns_per_select"],
     "lock_floor": ["ns_per_lock"],
+    "rmw_floor": ["ns_per_rmw"],
+    "fresh_page": ["us_per_page"],
     "mutex_uncontended": ["ns_per_lock"],
     "mutex_contended_8": ["ns_per_lock"],
     "rw_mutex_read90_8": ["ns_per_op"],
@@ -494,6 +499,59 @@ def checks(medians, keys, errors):
     return out
 
 
+def floors(medians):
+    """The least some absolute targets' workloads can cost on this machine,
+    whatever the implementation, from floors measured in the same run: an
+    atomic read-modify-write on a line no other CPU touches (rmw_floor), a bare
+    context switch (switch_bare), the first write to a fresh page (fresh_page).
+    Each bound counts only what no implementation can avoid: handing the CPU
+    from one fiber to another is a switch; an operation that synchronises
+    threads (a channel operation, a lock's acquire, a shared count) is at
+    least one read-modify-write; work on two CPUs overlaps at best. Rows:
+    (case and metric, what it is made of, bound, unit, target)."""
+    def g(key, metric):
+        return medians.get(key, {}).get("gofer", {}).get(metric)
+
+    rmw = g("rmw_floor", "ns_per_rmw")
+    sw = g("switch_bare", "ns_per_switch")
+    page = g("fresh_page", "us_per_page")
+    cpus = len(os.sched_getaffinity(0))
+    rows = []
+    if sw and rmw:
+        rows.append(("chan_pingpong/procs:1 ns_per_roundtrip",
+                     "2 switches + 4 RMWs: a send and a receive each way", 2 * sw + 4 * rmw, "ns", 40))
+    if rmw:
+        rows += [
+            ("chan_buffered_1p1c/procs:1 ns_per_msg", "2 RMWs: a send, a receive", 2 * rmw, "ns", 10),
+            ("mutex_uncontended/procs:1 ns_per_lock", "1 RMW: the acquire", rmw, "ns", 3),
+            ("wait_group_uncontended/procs:1 ns_per_op", "2 RMWs: add, done", 2 * rmw, "ns", 4),
+            ("rw_mutex_read90_8/procs:2 ns_per_op",
+             "1.9 RMWs over 2 CPUs: 90% read lock + unlock, 10% write lock", 1.9 * rmw / 2, "ns", 4),
+        ]
+    if page:
+        rows.append(("parked_fibers/n:1000000 spawn_s",
+                     f"1,000,000 fresh stack pages over {cpus} CPUs", 1e6 * page / 1e6 / cpus, "s", 1.0))
+    return rows
+
+
+def print_floors(medians, rows):
+    def g(key, metric):
+        return medians.get(key, {}).get("gofer", {}).get(metric)
+
+    print()
+    have = [f"{label} {fmt.format(v)} {unit} ({key})" for label, key, metric, unit, fmt in [
+        ("an atomic read-modify-write (RMW)", "rmw_floor", "ns_per_rmw", "ns", "{:.1f}"),
+        ("a bare switch", "switch_bare", "ns_per_switch", "ns", "{:.1f}"),
+        ("the first write to a fresh page", "fresh_page", "us_per_page", "us", "{:.1f}"),
+    ] if (v := g(key, metric)) is not None]
+    print("Floors measured in this run: " + ", ".join(have) + ".")
+    print("The least these cases can cost here, whatever the implementation:")
+    w = max(len(r[0]) for r in rows)
+    for label, parts, bound, unit, target in rows:
+        verdict = "target out of reach here" if bound > target else "target within reach"
+        print(f"  {label.ljust(w)}  >= {bound:.2f} {unit} vs <= {target} {unit}: {verdict} ({parts})")
+
+
 def print_checks(results):
     print()
     print("Acceptance targets (gofer, medians):")
@@ -597,6 +655,9 @@ def main():
                    if any(k in r[0] for k in keys) or r[1] != "not run"]
     if results:
         print_checks(results)
+    floor_rows = floors(medians) if args.all or args.filter else []
+    if floor_rows:
+        print_floors(medians, floor_rows)
     if crashed:
         print()
         print("Runs that failed:")
@@ -617,6 +678,8 @@ def main():
         "checks": [{"check": l, "figure": f, "target": t,
                     "result": None if ok is None else ("PASS" if ok else "FAIL")}
                    for l, f, t, ok in results],
+        "floors": [{"case": l, "made_of": parts, "bound": b, "unit": u, "target": t}
+                   for l, parts, b, u, t in floor_rows],
     }
     out = args.json or build_dir / "compare.json"
     out.write_text(json.dumps(record, indent=2))

@@ -1,10 +1,15 @@
 // What a fiber costs: to start and join one at a time (the latency of `go`
 // plus a wait_group), to start a batch (the throughput of `go`), and to keep a
-// great many parked (memory, and the time to create and release them).
+// great many parked (memory, and the time to create and release them). And
+// what the machine charges for a fresh page, which bounds the last from below.
 //
 // Each benchmark owns one runtime for all its iterations: the timed loop runs
 // in the runtime's main fiber, so the runtime's start and stop stay outside it.
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstddef>
 #include <cstdint>
 
 #include <gofer/gofer.hpp>
@@ -93,5 +98,34 @@ void parked_fibers(benchmark::State& state) {
   });
 }
 BENCHMARK(parked_fibers)->Apply(gofer_bench::parked_counts)->Iterations(1)->UseRealTime();
+
+// The first write to a page of fresh anonymous memory: the kernel's fault and
+// zeroing and, under a hypervisor, often the host's own first touch. A parked
+// fiber needs at least one page of stack that nobody has written before, so
+// n times this (spread over the CPUs at best) bounds parked_fibers' spawn_s
+// from below, whatever the runtime. No runtime here: it measures the machine.
+void fresh_page(benchmark::State& state) {
+  constexpr std::size_t pages = 20000;
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t stride = 4 * page;  // apart, as stacks are
+  const std::size_t bytes = pages * stride;
+  for (auto _ : state) {
+    void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+      state.SkipWithError("mmap failed");
+      return;
+    }
+    // One fault per page, not one per huge page.
+    ::madvise(m, bytes, MADV_NOHUGEPAGE);
+    auto* base = static_cast<volatile char*>(m);
+    const auto t0 = gofer_bench::steady::now();
+    for (std::size_t i = 0; i < pages; ++i) base[i * stride + stride - 64] = 1;
+    const double ns = gofer_bench::ns_since(t0);
+    ::munmap(m, bytes);
+    state.counters["us_per_page"] = benchmark::Counter(ns / 1000.0 / pages);
+  }
+}
+BENCHMARK(fresh_page)->Iterations(1)->UseRealTime();
 
 }  // namespace

@@ -97,6 +97,22 @@ void lock_floor(benchmark::State& state) {
 }
 BENCHMARK(lock_floor)->Apply(gofer_bench::fixed_procs_list<1, 2>)->UseRealTime();
 
+// One atomic read-modify-write on a line no other CPU touches: the least that
+// any operation synchronising with other threads pays (a mutex's acquire, a
+// channel operation's lock, a wait_group count). compare.py builds the floors
+// it prints under the absolute targets from this and switch_bare.
+void rmw_floor(benchmark::State& state) {
+  padded<std::atomic<std::uint64_t>> word{};
+  const auto t0 = gofer_bench::steady::now();
+  for (auto _ : state) {
+    word.value.fetch_add(1, std::memory_order_acq_rel);
+    benchmark::ClobberMemory();
+  }
+  gofer_bench::report_per_unit(state, "ns_per_rmw", gofer_bench::ns_since(t0),
+                               static_cast<double>(state.iterations()));
+}
+BENCHMARK(rmw_floor)->UseRealTime();
+
 // Go's BenchmarkMutexUncontended: one fiber per P, each with a mutex of its
 // own, lock and unlock in a loop. The fast path: one CAS in, one atomic
 // subtraction out.
