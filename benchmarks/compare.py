@@ -499,6 +499,10 @@ def checks(medians, keys, errors):
     return out
 
 
+def gofer_median(medians, key, metric):
+    return medians.get(key, {}).get("gofer", {}).get(metric)
+
+
 def floors(medians):
     """The least some absolute targets' workloads can cost on this machine,
     whatever the implementation, from floors measured in the same run: an
@@ -509,12 +513,9 @@ def floors(medians):
     threads (a channel operation, a lock's acquire, a shared count) is at
     least one read-modify-write; work on two CPUs overlaps at best. Rows:
     (case and metric, what it is made of, bound, unit, target)."""
-    def g(key, metric):
-        return medians.get(key, {}).get("gofer", {}).get(metric)
-
-    rmw = g("rmw_floor", "ns_per_rmw")
-    sw = g("switch_bare", "ns_per_switch")
-    page = g("fresh_page", "us_per_page")
+    rmw = gofer_median(medians, "rmw_floor", "ns_per_rmw")
+    sw = gofer_median(medians, "switch_bare", "ns_per_switch")
+    page = gofer_median(medians, "fresh_page", "us_per_page")
     cpus = len(os.sched_getaffinity(0))
     rows = []
     if sw and rmw:
@@ -535,15 +536,12 @@ def floors(medians):
 
 
 def print_floors(medians, rows):
-    def g(key, metric):
-        return medians.get(key, {}).get("gofer", {}).get(metric)
-
     print()
     have = [f"{label} {fmt.format(v)} {unit} ({key})" for label, key, metric, unit, fmt in [
         ("an atomic read-modify-write (RMW)", "rmw_floor", "ns_per_rmw", "ns", "{:.1f}"),
         ("a bare switch", "switch_bare", "ns_per_switch", "ns", "{:.1f}"),
         ("the first write to a fresh page", "fresh_page", "us_per_page", "us", "{:.1f}"),
-    ] if (v := g(key, metric)) is not None]
+    ] if (v := gofer_median(medians, key, metric)) is not None]
     print("Floors measured in this run: " + ", ".join(have) + ".")
     print("The least these cases can cost here, whatever the implementation:")
     w = max(len(r[0]) for r in rows)
