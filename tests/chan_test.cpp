@@ -6,7 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -139,6 +141,19 @@ TEST_CASE("misuse throws closed_channel_error saying what was misused", "[chan]"
   gofer::chan<int> n(gofer::nil);
   CHECK(what_of([&] { n.close(); }) == "gofer: close of nil channel");
   CHECK(std::is_base_of_v<std::logic_error, gofer::closed_channel_error>);
+}
+
+TEST_CASE("a capacity whose buffer cannot be addressed throws, as Go's make panics", "[chan]") {
+  constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
+  // A negative capacity, converted; and one whose byte size wraps around to
+  // 8, which must not become an 8-byte buffer.
+  CHECK_THROWS_AS(gofer::chan<int>(static_cast<std::size_t>(-1)), std::length_error);
+  CHECK_THROWS_AS(gofer::chan<std::uint64_t>(max / 8 + 2), std::length_error);
+  // No payload, no buffer: any capacity is fine.
+  gofer::chan<> signals(max);
+  CHECK(signals.capacity() == max);
+  CHECK(signals.try_send({}));
+  CHECK(signals.size() == 1);
 }
 
 TEST_CASE("a try_send that fails or throws leaves a move-only value untouched", "[chan]") {
@@ -305,8 +320,7 @@ TEST_CASE("move-only values are handed over, never copied or lost", "[chan]") {
 }
 
 // Records, in every constructor, whether the object sits at an address its
-// alignment allows: a buffer slot that does not would show here (and trip
-// UBSan in the sanitizer stages).
+// alignment allows: a misaligned buffer slot shows here.
 template <std::size_t Align>
 struct alignas(Align) aligned_value {
   static inline std::atomic<int> misplaced{0};

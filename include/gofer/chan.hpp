@@ -150,7 +150,8 @@ class chan : public detail::chan_handle<T> {
   using base = detail::chan_handle<T>;
 
  public:
-  // make(chan T, capacity); 0 is unbuffered.
+  // make(chan T, capacity); 0 is unbuffered. A capacity whose buffer's size
+  // does not fit in a size_t throws std::length_error, as Go's make panics.
   explicit chan(std::size_t capacity = 0) : base(new detail::chan_state<T>(capacity)) {}
   // The nil channel: every send and receive blocks forever; never ready in select.
   chan(nil_t) noexcept {}

@@ -28,9 +28,11 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -224,6 +226,11 @@ class chan_state final : public chan_base {
  public:
   explicit chan_state(std::size_t cap) : chan_base(cap) {
     if constexpr (!stores_nothing) {
+      // As Go's makechan panics: a buffer whose size does not fit in a
+      // size_t (a negative capacity converted, say) must not wrap around to
+      // a small allocation.
+      if (cap > std::numeric_limits<std::size_t>::max() / sizeof(T))
+        throw std::length_error("gofer: chan capacity out of range");
       if (cap > 0) buf_ = static_cast<T*>(allocate_buffer(cap));
     }
   }
@@ -301,8 +308,9 @@ class chan_state final : public chan_base {
     if (++sendx_ == capacity()) sendx_ = 0;
   }
 
-  // A small buffer comes from the same per-thread caches as the state
-  // (a timer's channel, cap 1, is made and freed with every after()).
+  // A small buffer comes from the same per-thread caches as the state (a
+  // timer's channel, cap 1, is made and freed with every after()), rounded
+  // up to their 64-byte granule.
   static constexpr bool small_buffer_ok = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
   static void* allocate_buffer(std::size_t cap) {
     if (small_buffer_ok && small_alloc::cached(cap * sizeof(T)))
