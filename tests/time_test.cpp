@@ -195,6 +195,32 @@ TEST_CASE("a timer dropped without stop still fires", "[time]") {
   });
 }
 
+TEST_CASE("timers nobody can observe leave the heap before they fire, as Go 1.23 collects them",
+          "[time]") {
+  gofer::test::for_each_sched([](auto&&) {
+    // Kept: a channel someone holds, and an after_func, whose firing runs code.
+    auto held = gofer::after(20ms);
+    gofer::chan<> ran;
+    gofer::after_func(20ms, [ran] { ran.close(); });
+    // The select-with-timeout idiom, the data always first: each after(1h)
+    // is unobservable once its select returns.
+    gofer::chan<int> ready(1);
+    const int rounds = 10000;
+    for (int i = 0; i < rounds; ++i) {
+      ready.send(i);
+      CHECK(gofer::select(gofer::on_recv(ready), gofer::on_recv(gofer::after(1h))) == 0);
+    }
+    // The heap keeps at most about twice what still matters (a sweep runs each
+    // time it doubles), not 10,000 timers for an hour.
+    auto* rt = gofer::detail::current_runtime();
+    REQUIRE(rt != nullptr);
+    CHECK(rt->pending_timers() < 300);
+    // What can still be observed fires.
+    CHECK(gofer::select(gofer::on_recv(held), gofer::on_timeout(10s)) == 0);
+    CHECK(gofer::select(gofer::on_recv(ran), gofer::on_timeout(10s)) == 0);
+  });
+}
+
 TEST_CASE("timers work from a plain thread", "[time][thread]") {
   std::atomic<bool> ok{false};
   std::thread th([&] {

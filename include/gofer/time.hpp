@@ -11,8 +11,12 @@
 // received (stop and reset drain the channel, and a firing that lost the race
 // with them is dropped). A timer due when it is armed (after(0), reset(0))
 // delivers at once, as Go 1.23's receive and select run an expired timer
-// themselves. A timer or ticker that is destroyed keeps running, as in Go; a
-// ticker that nothing can receive from any more stops by itself.
+// themselves. A timer or ticker that is destroyed keeps running, as in Go,
+// while anything can still see it fire; one that nothing can stop, reset or
+// receive from any more leaves the timer heap unfired, as Go 1.23's garbage
+// collector takes such timers: a select over after(1h) in a loop holds no
+// timer for the hour. (An expired timer that has not fired yet because its P
+// is busy is not run by a receive: see docs/go-to-gofer.md.)
 #pragma once
 
 #include <atomic>
@@ -56,6 +60,12 @@ class chan_timer final : public timer_node {
       : rt_(rt), period_(period), func_(std::move(func)), c_(1) {
     fire = &chan_timer::on_fire;
     drop = [](timer_node* n) { static_cast<chan_timer*>(n)->release(); };
+    // A channel timer whose handles and channel are all gone can deliver to
+    // nobody: the heap may drop it. Not an after_func: its firing runs code.
+    abandoned = [](const timer_node* n) noexcept {
+      auto* t = static_cast<const chan_timer*>(n);
+      return !t->func_ && t->unobserved();
+    };
   }
   // Made by whoever calls after() and often freed by the M whose heap fired
   // it: the same traffic as a channel's state.
@@ -70,8 +80,11 @@ class chan_timer final : public timer_node {
 
   // Arms the timer to fire `after_ns` from now (and then every period).
   void start(std::int64_t after_ns) {
-    std::lock_guard lk(mu_);
-    arm_after(after_ns);
+    {
+      std::lock_guard lk(mu_);
+      arm_after(after_ns);
+    }
+    rt_->drop_swept_timers();
   }
 
   // Disarms; true if this prevented a firing, or discarded a value nobody had
@@ -103,6 +116,7 @@ class chan_timer final : public timer_node {
       if (period >= 0) period_ = period;
       arm_after(after_ns);
     }
+    rt_->drop_swept_timers();
     return stopped;
   }
 
@@ -164,8 +178,9 @@ class chan_timer final : public timer_node {
     t->release();  // the reference of the heap this firing was taken from
   }
 
-  // A ticker nobody can stop or receive from: only the heap and the ticker's
-  // own channel handle are left.
+  // A timer or ticker nobody can stop, reset or receive from: only the heap
+  // (or the firing that took it off) and its own channel handle are left.
+  // Nothing can make a new handle from none, so once true it stays true.
   bool unobserved() const noexcept {
     return refs_.load(std::memory_order_acquire) == 1 &&
            c_.detail_state()->use_count() == 1;

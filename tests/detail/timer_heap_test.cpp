@@ -81,3 +81,54 @@ TEST_CASE("add reports whether the timer became the earliest", "[timer_heap]") {
   timer_heap::remove(&b);
   timer_heap::remove(&c);
 }
+
+namespace {
+struct sweepable : timer_node {
+  bool gone = false;     // what abandoned() reports
+  bool dropped = false;  // drop was called
+  bool fired = false;
+};
+}  // namespace
+
+TEST_CASE("abandoned timers are swept out as the heap grows, then dropped unfired",
+          "[timer_heap]") {
+  timer_heap h;
+  std::vector<sweepable> ts(1000);
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    auto& t = ts[i];
+    t.when = static_cast<std::int64_t>(ts.size() - i);  // later ones are earlier
+    t.fire = [](timer_node* n, std::int64_t) { static_cast<sweepable*>(n)->fired = true; };
+    t.drop = [](timer_node* n) { static_cast<sweepable*>(n)->dropped = true; };
+    t.abandoned = [](const timer_node* n) noexcept { return static_cast<const sweepable*>(n)->gone; };
+  }
+  // Every other timer is abandoned as soon as it is in: the heap never holds
+  // more than about twice the live ones.
+  std::size_t most = 0;
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    h.add(&ts[i]);
+    ts[i].gone = i % 2 == 0;
+    most = std::max(most, h.size());
+  }
+  CHECK(most <= 2 * (ts.size() / 2) + 64);
+  // Swept ones read as due until dropped; drop_swept_now drops them at once.
+  CHECK(h.next_when() == 0);
+  h.drop_swept_now();
+  CHECK(h.next_when() > 0);
+  // The rest fire in order; every abandoned one is dropped or fires, never both.
+  CHECK(h.run_expired(1'000'000) > 0);
+  for (auto& t : ts) {
+    CHECK_FALSE((t.fired && t.dropped));
+    if (!t.gone) CHECK(t.fired);
+  }
+  CHECK(h.next_when() == never);
+  // A timer that is not abandoned is never swept, however many adds come.
+  timer_heap h2;
+  std::vector<sweepable> live(500);
+  for (auto& t : live) {
+    t.when = 5;
+    t.abandoned = [](const timer_node* n) noexcept { return static_cast<const sweepable*>(n)->gone; };
+    h2.add(&t);
+  }
+  CHECK(h2.size() == live.size());
+  for (auto& t : live) timer_heap::remove(&t);
+}

@@ -339,11 +339,26 @@ class runtime_impl {
     if (p->timers.add(t)) wake_for_timer(when);
   }
 
+  // Frees, now, the abandoned timers the calling M's P (or P 0) swept out of
+  // its heap. Only for a caller that holds no lock: see timer_heap.hpp.
+  void drop_swept_timers() noexcept {
+    machine* m = current_machine();
+    processor* p = (m != nullptr && m->rt == this) ? m->p : ps_[0].get();
+    p->timers.drop_swept_now();
+  }
+
   // ---- Introspection ------------------------------------------------------
 
   std::int64_t live_fibers() const noexcept {
     std::int64_t n = outside_live_.load(std::memory_order_relaxed);
     for (auto& p : ps_) n += p->live.load(std::memory_order_relaxed);
+    return n;
+  }
+
+  // Timers in the Ps' heaps (a racy snapshot), for tests.
+  std::size_t pending_timers() {
+    std::size_t n = 0;
+    for (auto& p : ps_) n += p->timers.size();
     return n;
   }
 

@@ -10,15 +10,27 @@
 //   - A timer is fired at most once per add: it leaves the heap under the lock
 //     before its callback runs (without the lock), so a remove() racing with
 //     the firing sees it gone and reports false.
+//   - A timer that nothing can observe any more (abandoned) may leave the heap
+//     unfired: add() sweeps such timers out whenever the heap has doubled
+//     since the last sweep, so they cost O(1) per add, and the heap keeps no
+//     more than twice what can still matter. As Go 1.23's garbage collector
+//     takes unreferenced timers: select over after(1h) in a loop must not
+//     hold a million timers for an hour. Swept timers wait in a list, and
+//     next_when reads as due, until run_expired drops them: add() may be
+//     called with other locks held (a select's channels), and dropping a
+//     timer frees what it owns.
 // 4-ary rather than binary: shallower, so sift-down touches fewer cache lines
 // (Go made the same choice).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <ctime>
 #include <limits>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "gofer/detail/util/spinlock.hpp"
@@ -49,11 +61,17 @@ struct timer_node {
   // reading by which the timer was found due (when <= now): a firing that
   // needs the time uses it rather than reading the clock once more.
   void (*fire)(timer_node*, std::int64_t now) = nullptr;
-  // Called for a timer still pending when its heap is destroyed, to give back
-  // what the heap held (a reference, for a channel timer). May be null.
+  // Called for a timer still pending when its heap is destroyed, or swept out
+  // as abandoned, to give back what the heap held (a reference, for a channel
+  // timer). May be null.
   void (*drop)(timer_node*) = nullptr;
+  // True once nothing can stop, reset or observe the timer's firing any more:
+  // the heap may then drop it without firing it. Once true, it must stay true.
+  // Null: never.
+  bool (*abandoned)(const timer_node*) noexcept = nullptr;
   std::atomic<timer_heap*> heap{nullptr};
   std::int32_t index = -1;
+  timer_node* swept_next = nullptr;  // swept out, waiting to be dropped
 };
 
 class timer_heap {
@@ -65,8 +83,10 @@ class timer_heap {
   // left in no heap (stopping one later is a harmless no-op) and dropped.
   ~timer_heap() {
     std::vector<timer_node*> left;
+    timer_node* swept;
     {
       std::lock_guard lk(mu_);
+      swept = std::exchange(swept_, nullptr);
       left.swap(heap_);
       for (timer_node* t : left) {
         t->index = -1;
@@ -77,6 +97,7 @@ class timer_heap {
     for (timer_node* t : left) {
       if (t->drop != nullptr) t->drop(t);
     }
+    drop_swept(swept);
   }
 
   // Returns true when t became the earliest timer (the caller may need to wake
@@ -87,6 +108,7 @@ class timer_heap {
     heap_.push_back(t);
     sift_up(heap_.size() - 1);
     t->heap.store(this, std::memory_order_release);
+    if (heap_.size() >= sweep_at_) sweep();
     publish();
     return heap_[0] == t;
   }
@@ -104,25 +126,47 @@ class timer_heap {
     }
   }
 
-  // Fires every timer due at `now`; returns how many.
+  // Fires every timer due at `now`; returns how many. Drops swept timers.
   int run_expired(std::int64_t now) noexcept {
     int n = 0;
     while (next_when_.load(std::memory_order_acquire) <= now) {
-      timer_node* t;
+      timer_node* t = nullptr;
+      timer_node* swept;
       {
         std::lock_guard lk(mu_);
-        if (heap_.empty() || heap_[0]->when > now) {
-          publish();
-          break;
+        swept = std::exchange(swept_, nullptr);
+        if (swept == nullptr) {
+          if (heap_.empty() || heap_[0]->when > now) {
+            publish();
+            break;
+          }
+          t = heap_[0];
+          remove_at(0);
         }
-        t = heap_[0];
-        remove_at(0);
         publish();
+      }
+      if (swept != nullptr) {
+        drop_swept(swept);
+        continue;
       }
       t->fire(t, now);
       ++n;
     }
     return n;
+  }
+
+  // Drops the timers a sweep took out, now rather than at the next
+  // run_expired: for a caller that holds no lock (a channel timer's owner,
+  // armed in a loop that never parks, would otherwise pile them up).
+  void drop_swept_now() noexcept {
+    if (next_when_.load(std::memory_order_acquire) != 0) return;  // none swept
+    timer_node* swept;
+    {
+      std::lock_guard lk(mu_);
+      swept = std::exchange(swept_, nullptr);
+      publish();
+    }
+    drop_swept(swept);
   }
 
   std::int64_t next_when() const noexcept { return next_when_.load(std::memory_order_acquire); }
@@ -132,8 +176,45 @@ class timer_heap {
   }
 
  private:
+  // Sweeps start at this size; smaller heaps are not worth a pass.
+  static constexpr std::size_t min_sweep = 64;
+
   void publish() noexcept {
-    next_when_.store(heap_.empty() ? never : heap_[0]->when, std::memory_order_release);
+    // Swept timers read as due at once: whoever runs this heap's timers next
+    // drops them.
+    const std::int64_t w = swept_ != nullptr ? 0 : heap_.empty() ? never : heap_[0]->when;
+    next_when_.store(w, std::memory_order_release);
+  }
+
+  // With the lock held: takes every abandoned timer out onto swept_ and
+  // rebuilds the heap from the rest (O(size)).
+  void sweep() noexcept {
+    std::size_t kept = 0;
+    for (timer_node* x : heap_) {
+      if (x->abandoned != nullptr && x->abandoned(x)) {
+        x->index = -1;
+        x->heap.store(nullptr, std::memory_order_release);
+        x->swept_next = swept_;
+        swept_ = x;
+      } else {
+        heap_[kept++] = x;
+      }
+    }
+    heap_.resize(kept);
+    for (std::size_t i = 0; i < kept; ++i) heap_[i]->index = static_cast<std::int32_t>(i);
+    if (kept > 1) {
+      for (std::size_t i = (kept - 2) / 4 + 1; i-- > 0;) sift_down(i);
+    }
+    sweep_at_ = std::max(min_sweep, 2 * kept);
+  }
+
+  static void drop_swept(timer_node* t) noexcept {
+    while (t != nullptr) {
+      timer_node* next = t->swept_next;  // t may be gone once dropped
+      t->swept_next = nullptr;
+      if (t->drop != nullptr) t->drop(t);
+      t = next;
+    }
   }
   void remove_at(std::size_t i) noexcept {
     timer_node* t = heap_[i];
@@ -184,6 +265,8 @@ class timer_heap {
 
   spinlock mu_;
   std::vector<timer_node*> heap_;  // guarded by mu_
+  timer_node* swept_ = nullptr;    // guarded by mu_: abandoned, to be dropped
+  std::size_t sweep_at_ = min_sweep;  // guarded by mu_
   std::atomic<std::int64_t> next_when_{never};
 };
 
