@@ -22,8 +22,8 @@ absolute figures depend on the machine and its load, ratios much less so. The
 acceptance targets are absolute by nature and are printed as "figure vs target",
 followed by floors measured in the same run (an atomic read-modify-write, a bare
 switch, a fresh page) and the least some targets' cases can cost on this
-machine whatever the implementation. Absolute medians and every sample go to a
-JSON file for the record.
+machine for gofer's and Go's designs. Absolute medians and every sample go to
+a JSON file for the record.
 
 The Go twins are compiled once ("go test -c") and the test binary is run with
 the same flags "go test -run ^$ -bench ... -benchtime ... -count 1" would pass
@@ -65,6 +65,7 @@ GO_BENCHMARKS = {
     "select2_unbuffered": "BenchmarkSelect2Unbuffered",
     "select_default_empty": "BenchmarkSelectDefaultEmpty",
     "select_after0": "BenchmarkSelectAfter0",
+    "select_timeout_unused": "BenchmarkSelectTimeoutUnused",
     "mutex_uncontended": "BenchmarkMutexUncontended",
     "mutex_contended_8": "BenchmarkMutexContended8",
     "rw_mutex_read90_8": "BenchmarkRWMutexRead90x8",
@@ -94,6 +95,7 @@ METRICS = {
     "select2_unbuffered": ["ns_per_select"],
     "select_default_empty": ["ns_per_select"],
     "select_after0": ["ns_per_select"],
+    "select_timeout_unused": ["ns_per_select"],
     "lock_floor": ["ns_per_lock"],
     "rmw_floor": ["ns_per_rmw"],
     "fresh_page": ["us_per_page"],
@@ -499,23 +501,29 @@ def checks(medians, keys, errors):
     return out
 
 
-def gofer_median(medians, key, metric):
-    return medians.get(key, {}).get("gofer", {}).get(metric)
+def gofer_least(samples, key, metric):
+    """The least of gofer's samples: a floor is what the machine allows at
+    best, and other work on it only ever adds."""
+    xs = samples.get(key, {}).get("gofer", {}).get(metric)
+    return min(xs) if xs else None
 
 
-def floors(medians):
-    """The least some absolute targets' workloads can cost on this machine,
-    whatever the implementation, from floors measured in the same run: an
-    atomic read-modify-write on a line no other CPU touches (rmw_floor), a bare
-    context switch (switch_bare), the first write to a fresh page (fresh_page).
-    Each bound counts only what no implementation can avoid: handing the CPU
-    from one fiber to another is a switch; an operation that synchronises
-    threads (a channel operation, a lock's acquire, a shared count) is at
-    least one read-modify-write; work on two CPUs overlaps at best. Rows:
-    (case and metric, what it is made of, bound, unit, target)."""
-    rmw = gofer_median(medians, "rmw_floor", "ns_per_rmw")
-    sw = gofer_median(medians, "switch_bare", "ns_per_switch")
-    page = gofer_median(medians, "fresh_page", "us_per_page")
+def floors(samples):
+    """The least some absolute targets' cases can cost on this machine for a
+    given design, from floors measured in the same run: an atomic
+    read-modify-write on a line no other CPU touches (rmw_floor), gofer's bare
+    context switch (switch_bare), a fresh page written the cheapest way known
+    (fresh_page). The designs are gofer's and Go's: every operation that
+    synchronises threads (a channel operation, a lock's acquire, a shared
+    count) pays at least one read-modify-write, a hand-off between fibers is
+    a switch, and every fiber has a stack of its own. Designs that avoid the
+    read-modify-write on the owner's fast path (biased locks, per-CPU
+    counters through restartable sequences) are not bounded by these rows.
+    Work on two CPUs overlaps at best. Rows: (case and metric, what the bound
+    is made of, bound, unit, target)."""
+    rmw = gofer_least(samples, "rmw_floor", "ns_per_rmw")
+    sw = gofer_least(samples, "switch_bare", "ns_per_switch")
+    page_us = gofer_least(samples, "fresh_page", "us_per_page")
     cpus = len(os.sched_getaffinity(0))
     rows = []
     if sw and rmw:
@@ -529,21 +537,24 @@ def floors(medians):
             ("rw_mutex_read90_8/procs:2 ns_per_op",
              "1.9 RMWs over 2 CPUs: 90% read lock + unlock, 10% write lock", 1.9 * rmw / 2, "ns", 4),
         ]
-    if page:
+    if page_us:
+        fibers = 1_000_000
         rows.append(("parked_fibers/n:1000000 spawn_s",
-                     f"1,000,000 fresh stack pages over {cpus} CPUs", 1e6 * page / 1e6 / cpus, "s", 1.0))
+                     f"a fresh stack page per fiber, over {cpus} CPUs",
+                     fibers * page_us * 1e-6 / cpus, "s", 1.0))
     return rows
 
 
-def print_floors(medians, rows):
+def print_floors(samples, rows):
     print()
-    have = [f"{label} {fmt.format(v)} {unit} ({key})" for label, key, metric, unit, fmt in [
-        ("an atomic read-modify-write (RMW)", "rmw_floor", "ns_per_rmw", "ns", "{:.1f}"),
-        ("a bare switch", "switch_bare", "ns_per_switch", "ns", "{:.1f}"),
-        ("the first write to a fresh page", "fresh_page", "us_per_page", "us", "{:.1f}"),
-    ] if (v := gofer_median(medians, key, metric)) is not None]
-    print("Floors measured in this run: " + ", ".join(have) + ".")
-    print("The least these cases can cost here, whatever the implementation:")
+    have = [f"{label} {v:.1f} {unit} ({key})" for label, key, metric, unit in [
+        ("an atomic read-modify-write (RMW)", "rmw_floor", "ns_per_rmw", "ns"),
+        ("a bare switch", "switch_bare", "ns_per_switch", "ns"),
+        ("a fresh page", "fresh_page", "us_per_page", "us"),
+    ] if (v := gofer_least(samples, key, metric)) is not None]
+    print("Floors, the least of each one's samples in this run: " + ", ".join(have) + ".")
+    print("The least these cases can cost here for gofer's and Go's designs (see floors() "
+          "in compare.py):")
     w = max(len(r[0]) for r in rows)
     for label, parts, bound, unit, target in rows:
         verdict = "target out of reach here" if bound > target else "target within reach"
@@ -653,9 +664,9 @@ def main():
                    if any(k in r[0] for k in keys) or r[1] != "not run"]
     if results:
         print_checks(results)
-    floor_rows = floors(medians) if args.all or args.filter else []
+    floor_rows = floors(samples) if args.all or args.filter else []
     if floor_rows:
-        print_floors(medians, floor_rows)
+        print_floors(samples, floor_rows)
     if crashed:
         print()
         print("Runs that failed:")

@@ -1,8 +1,9 @@
 // What a select costs: blocking on two unbuffered channels that take turns
 // (enqueue on both, a wake-up, dequeue from both), polling an empty channel
 // with a default case (the lock-free fast path, which a loop may run millions
-// of times a second), and waiting on time.After(0) (a timer made, found due
-// and delivered: the fixed part of every select with a timeout).
+// of times a second), a select over time.After(0) (a timer made due, so ready
+// when the select polls), and a select whose hour-long time.After loses to a
+// ready channel (the timeout a server arms per request and never reaches).
 //
 // Each benchmark owns one runtime for all its iterations: the timed loop runs
 // in the runtime's main fiber, so the runtime's start and stop stay outside it.
@@ -99,5 +100,35 @@ void select_after0(benchmark::State& state) {
       gofer::options{.procs = procs});
 }
 BENCHMARK(select_after0)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
+
+// Go's select { case <-c: case <-time.After(time.Hour): } with c always
+// ready: the timeout a server puts on every request and never reaches. Each
+// iteration arms an hour-long timer that nothing can observe once its select
+// has returned; what it costs is the arming and getting rid of it.
+void select_timeout_unused(benchmark::State& state) {
+  const auto procs = static_cast<unsigned>(state.range(0));
+  gofer::run(
+      [&] {
+        gofer::chan<int> c(1);
+        std::int64_t data_first = 0;
+        int i = 0;
+        const auto t0 = gofer_bench::steady::now();
+        for (auto _ : state) {
+          c.send(i++);
+          if (gofer::select(gofer::on_recv(c),
+                            gofer::on_recv(gofer::after(std::chrono::hours(1)))) == 0)
+            ++data_first;
+        }
+        const double elapsed = gofer_bench::ns_since(t0);
+        if (data_first != state.iterations()) {
+          state.SkipWithError("a select with a ready channel took its hour-long timeout");
+          return;
+        }
+        gofer_bench::report_per_unit(state, "ns_per_select", elapsed,
+                                     static_cast<double>(state.iterations()));
+      },
+      gofer::options{.procs = procs});
+}
+BENCHMARK(select_timeout_unused)->Apply(gofer_bench::fixed_procs<1>)->UseRealTime();
 
 }  // namespace

@@ -99,8 +99,9 @@ BENCHMARK(lock_floor)->Apply(gofer_bench::fixed_procs_list<1, 2>)->UseRealTime()
 
 // One atomic read-modify-write on a line no other CPU touches: the least that
 // any operation synchronising with other threads pays (a mutex's acquire, a
-// channel operation's lock, a wait_group count). compare.py builds the floors
-// it prints under the absolute targets from this and switch_bare.
+// channel operation's lock, a wait_group count) in designs like gofer's and
+// Go's. compare.py builds the floors it prints under the absolute targets
+// from this, switch_bare and fresh_page.
 void rmw_floor(benchmark::State& state) {
   padded<std::atomic<std::uint64_t>> word{};
   const auto t0 = gofer_bench::steady::now();

@@ -78,3 +78,25 @@ func BenchmarkSelectAfter0(b *testing.B) {
 	}
 	reportPerUnit(b, "ns_per_select", elapsed, float64(b.N))
 }
+
+// select { case <-c: case <-time.After(time.Hour): } with c always ready.
+func BenchmarkSelectTimeoutUnused(b *testing.B) {
+	c := make(chan int, 1)
+	dataFirst := 0
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		c <- i
+		select {
+		case <-c:
+			dataFirst++
+		case <-time.After(time.Hour):
+		}
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if dataFirst != b.N {
+		b.Fatalf("%d of %d selects took the ready channel", dataFirst, b.N)
+	}
+	reportPerUnit(b, "ns_per_select", elapsed, float64(b.N))
+}
