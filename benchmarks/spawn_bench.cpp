@@ -18,12 +18,6 @@
 
 namespace {
 
-#ifdef MADV_POPULATE_WRITE
-constexpr int populate_write = MADV_POPULATE_WRITE;
-#else
-constexpr int populate_write = 23;  // Linux 5.14; older C libraries lack the name
-#endif
-
 void spawn_join(benchmark::State& state) {
   const auto procs = static_cast<unsigned>(state.range(0));
   gofer::run(
@@ -129,7 +123,8 @@ void fresh_page(benchmark::State& state) {
     ::madvise(m, bytes, MADV_NOHUGEPAGE);
     auto* base = static_cast<volatile char*>(m);
     const auto t0 = gofer_bench::steady::now();
-    ::madvise(m, bytes, populate_write);  // if refused, the writes fault
+    // gofer's stack header defines the name where the C library lacks it.
+    ::madvise(m, bytes, MADV_POPULATE_WRITE);  // if refused, the writes fault
     for (std::size_t i = 0; i < pages; ++i) base[i * page] = 1;
     const double ns = gofer_bench::ns_since(t0);
     ::munmap(m, bytes);

@@ -141,11 +141,15 @@ class chan_timer final : public timer_node {
     if (after_ns <= 0 && period_ == 0 && !func_) {
       this->when = when;
       active_ = false;
-      c_.try_send(steady_time(std::chrono::nanoseconds(when)));
+      deliver(when);
       return;
     }
     arm(when);
   }
+
+  // With mu held: puts the time in the channel. If it is full (nobody
+  // received the last tick) the value is dropped, as Go's ticker does.
+  void deliver(std::int64_t ns) { c_.try_send(steady_time(std::chrono::nanoseconds(ns))); }
 
   static void on_fire(timer_node* n, std::int64_t now) {
     auto* t = static_cast<chan_timer*>(n);
@@ -165,8 +169,7 @@ class chan_timer final : public timer_node {
         if (t->func_) {
           run_func = true;
         } else {
-          // Full (nobody received the last tick): dropped, as Go's ticker does.
-          t->c_.try_send(steady_time(std::chrono::nanoseconds(now)));
+          t->deliver(now);
         }
       }
     }

@@ -311,15 +311,15 @@ class chan_state final : public chan_base {
   // A small buffer comes from the same per-thread caches as the state (a
   // timer's channel, cap 1, is made and freed with every after()), rounded
   // up to their 64-byte granule.
-  static constexpr bool small_buffer_ok = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+  static bool small_buffer(std::size_t cap) noexcept {
+    return alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__ && small_alloc::cached(cap * sizeof(T));
+  }
   static void* allocate_buffer(std::size_t cap) {
-    if (small_buffer_ok && small_alloc::cached(cap * sizeof(T)))
-      return small_alloc::allocate(cap * sizeof(T));
+    if (small_buffer(cap)) return small_alloc::allocate(cap * sizeof(T));
     return ::operator new(cap * sizeof(T), std::align_val_t{alignof(T)});
   }
   static void free_buffer(void* p, std::size_t cap) noexcept {
-    if (small_buffer_ok && small_alloc::cached(cap * sizeof(T)))
-      return small_alloc::deallocate(p, cap * sizeof(T));
+    if (small_buffer(cap)) return small_alloc::deallocate(p, cap * sizeof(T));
     ::operator delete(p, std::align_val_t{alignof(T)});
   }
 
