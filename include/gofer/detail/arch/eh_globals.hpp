@@ -19,6 +19,7 @@
 // says. Nothing is copied otherwise.
 #pragma once
 
+#include <cstdint>
 #include <exception>  // whichever C++ library this is: __GLIBCXX__ or _LIBCPP_VERSION
 
 // Both runtimes export __cxa_get_globals, but only libstdc++ declares it in
@@ -48,11 +49,14 @@ struct eh_globals {
   void* propagating = nullptr;
 #endif
 
+  // Every switch asks: one test of the fields or'ed together, rather than a
+  // branch per field.
   bool empty() const noexcept {
+    std::uintptr_t any = reinterpret_cast<std::uintptr_t>(caught) | uncaught;
 #if defined(__arm__) && !defined(__USING_SJLJ_EXCEPTIONS__) && !defined(__ARM_DWARF_EH__)
-    if (propagating != nullptr) return false;
+    any |= reinterpret_cast<std::uintptr_t>(propagating);
 #endif
-    return caught == nullptr && uncaught == 0;
+    return any == 0;
   }
 };
 
