@@ -23,6 +23,7 @@
 #include <cstring>
 
 #include "gofer/detail/arch/context.hpp"
+#include "gofer/detail/arch/eh_globals.hpp"
 #include "gofer/detail/stack/slab.hpp"
 #include "gofer/detail/wait_reason.hpp"
 
@@ -81,6 +82,9 @@ struct fiber {
   bool started = false;
   // The monitor reported it holding its P (at most once per fiber).
   std::atomic<bool> long_run_reported{false};
+  // It switched away holding C++ exception state, kept in `eh` below: the
+  // one test a resuming fiber makes (see eh_globals.hpp).
+  bool eh_saved = false;
   std::atomic<std::int64_t> wait_since{0};  // monotonic ns, about when it parked (see park.hpp)
 
   // Set while parked in a queue that may outlive the runtime (a channel, the
@@ -104,6 +108,10 @@ struct fiber {
   std::atomic<char*> name{nullptr};  // bytes written with relaxed atomics
   std::atomic<std::uint32_t> name_len{0};
 
+  // Line 4: the exceptions it is handling or unwinding for while switched
+  // out; valid while eh_saved.
+  arch::eh_globals eh;
+
   // Makes a recycled (or zero) block ready for a new fiber. Field by field:
   // value-initialising the whole block compiles to a rep stos that costs more
   // than the rest of a spawn.
@@ -116,6 +124,7 @@ struct fiber {
     interrupted = false;
     long_run_reported.store(false, std::memory_order_relaxed);
     started = false;
+    eh_saved = false;
   }
 
   void set_name(const char* src, std::size_t n, char* dst) noexcept {

@@ -40,6 +40,9 @@ class machine {
   unsigned index = 0;
   arch::context g0;
   fiber* cur = nullptr;  // the fiber this M is running; null on g0
+  // This thread's C++ exception state, which switch_away moves between the
+  // thread and its fibers. Fetched once by the M's thread: see eh_globals.hpp.
+  arch::eh_globals* eh = nullptr;
   post_action post;      // set just before a switch, consumed just after
   bool spinning = false;  // looking for work; counted in runtime nmspinning
   bool idle = false;      // in the runtime's idle list; guarded by its idle lock

@@ -163,7 +163,10 @@ class runtime_impl {
   // Stops the Ms (each as soon as the fiber it runs parks or finishes) and
   // abandons every fiber still alive: callables that never started are
   // destroyed, started fibers' frames are dropped without unwinding (as Go
-  // abandons goroutines when main returns). Waking such a fiber afterwards
+  // abandons goroutines when main returns), and so are the exceptions such a
+  // fiber was handling or unwinding for (its saved eh state): their objects
+  // leak, as everything else those frames own does. Freeing them would mean
+  // running their destructors, user code, for a fiber that never resumes. Waking such a fiber afterwards
   // (a wait_group it waits on, done() from a thread) is undefined.
   ~runtime_impl() {
     stop();
@@ -458,6 +461,7 @@ class runtime_impl {
 
   void machine_main(machine* m) {
     set_current_machine(m);
+    m->eh = arch::thread_eh_globals();
     arch::init_thread_context(m->g0);
     char name[16];
     std::snprintf(name, sizeof name, "gofer-%u-m%u", serial_, m->index);
@@ -502,9 +506,21 @@ class runtime_impl {
 
   // Switches from the running fiber to next (to the M's loop if null); `act`
   // runs on the far side.
+  //
+  // The thread's C++ exception state goes with the fiber (eh_globals.hpp): it
+  // is moved into the fiber before the switch, so whatever runs next on this
+  // thread starts with none, and moved back into whichever thread the fiber
+  // resumes on, after that thread's post action (which belongs to the fiber
+  // that left it, not to this one). A fiber's first run (fiber_entry) finds
+  // the state empty for the same reason. machine_main needs nothing: g0
+  // switches only from its loop, where it holds no exception state. A fiber
+  // that exits holds none either (every handler of its function has ended);
+  // were it to, the state would go into the dead fiber, never to the next.
   static void switch_away(machine* m, fiber* next, post_action act) noexcept {
     fiber* self = m->cur;
     check_stack(self);
+    if (!m->eh->empty()) [[unlikely]]
+      save_eh(self, m->eh);
     m->post = act;
     arch::context* to = &m->g0;
     m->cur = next;
@@ -515,7 +531,22 @@ class runtime_impl {
     }
     if (act.kind == post_kind::exit) arch::exit_context(self->ctx, *to);
     arch::switch_context(self->ctx, *to);
-    run_post(current_machine());
+    m = current_machine();
+    run_post(m);
+    if (self->eh_saved) [[unlikely]]
+      restore_eh(self, m->eh);
+  }
+
+  // Out of line, as commit_park: the common switch carries no exception state.
+  GOFER_NOINLINE static void save_eh(fiber* f, arch::eh_globals* thread) noexcept {
+    f->eh = *thread;
+    f->eh_saved = true;
+    *thread = arch::eh_globals{};
+  }
+
+  GOFER_NOINLINE static void restore_eh(fiber* f, arch::eh_globals* thread) noexcept {
+    *thread = f->eh;
+    f->eh_saved = false;
   }
 
   // Reads in place only the fields its kind uses: every switch runs this.
