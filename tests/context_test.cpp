@@ -454,7 +454,8 @@ TEST_CASE("a long-lived parent does not grow under many short-lived children", "
     gofer::context_key<int> k;
     auto [parent, cancel] = gofer::with_cancel(gofer::context::background());
     std::size_t most = 0;
-    auto sample = [&] { most = std::max(most, children_of(parent)); };
+    // Not [&] alone: clang before 16 lets no lambda name a structured binding.
+    auto sample = [&, &p = parent] { most = std::max(most, children_of(p)); };
     for (int i = 0; i < n; ++i) {  // cancelled, as Go code does
       auto [c, cancel_c] = gofer::with_cancel(parent);
       (void)c.done();

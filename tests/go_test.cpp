@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -103,6 +104,28 @@ TEST_CASE("many fibers all run to completion", "[go]") {
     wg.wait();
     CHECK(sum.load() == long(n) * (n - 1) / 2);
   });
+}
+
+// The line, not just the file: a call site recorded inside go's overloads or
+// run() would still name a file, but the wrong one or the wrong line.
+TEST_CASE("go and run record the line they are called from", "[go]") {
+  std::string dump;
+  const int run_line = __LINE__ + 1;
+  gofer::run([&] {
+    gofer::wait_group gate;
+    gate.add(1);
+    const int go_line = __LINE__ + 1;
+    gofer::go(gofer::fiber_options{.name = "recorded"}, [&] { gate.wait(); });
+    std::ostringstream os;
+    gofer::dump_fibers(os);
+    gate.done();
+    dump = os.str();
+    INFO(dump);
+    CHECK_THAT(dump, Catch::Contains("\"recorded\"") &&
+                         Catch::Contains("go_test.cpp:" + std::to_string(go_line) + "\n"));
+  });
+  INFO(dump);
+  CHECK_THAT(dump, Catch::Contains("go_test.cpp:" + std::to_string(run_line) + "\n"));
 }
 
 TEST_CASE("an exception escaping a fiber is reported as a panic", "[go][death][child]") {

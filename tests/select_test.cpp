@@ -219,11 +219,11 @@ TEST_CASE("the choice among ready cases is uniform", "[select]") {
 TEST_CASE("select_case: built at run time, kept, and reused (fan-in)", "[select]") {
   gofer::test::for_each_sched([](auto&&) {
     constexpr int producers = 5;
-    const int per = gofer::test::scaled(200);
+    constexpr int per = gofer::test::scaled(200);
     std::vector<gofer::chan<int>> ins;
     for (int p = 0; p < producers; ++p) {
       ins.emplace_back();
-      gofer::go([c = ins.back(), per] {
+      gofer::go([c = ins.back()] {
         for (int i = 1; i <= per; ++i) c.send(i);
         c.close();
       });

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <tuple>
 
 using namespace std::chrono_literals;
 
@@ -32,8 +33,11 @@ void worker(gofer::context ctx, gofer::recv_chan<int> jobs, std::atomic<int>& ha
 
 int main() {
   return gofer::run([] {
-    // Shut down after 100 ms.
-    auto [ctx, cancel] = gofer::with_timeout(gofer::context::background(), 100ms);
+    // Shut down after 100 ms. Not `auto [ctx, cancel] = ...`: clang before 16
+    // lets no lambda name a structured binding, and GOFER_DEFER's is a lambda.
+    gofer::context ctx;
+    gofer::cancel_func cancel;
+    std::tie(ctx, cancel) = gofer::with_timeout(gofer::context::background(), 100ms);
     GOFER_DEFER(cancel());
     gofer::chan<> logged(1);
     gofer::after_func(ctx, [logged] {

@@ -349,9 +349,9 @@ class ctx_cancel_node final : public ctx_node, public ctx_child {
     if (remove_from_parent) detach_from_parent();
     for (ctx_child* c = work.head; c != nullptr;) {
       c->parent_cancelled(err, cause, work);
-      ctx_child* next = c->next;  // read after: c may have appended to the chain's tail
+      ctx_child* after = c->next;  // read after: c may have appended to the chain's tail
       c->release_link();
-      c = next;
+      c = after;
     }
   }
 

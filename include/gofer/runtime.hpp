@@ -19,7 +19,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <source_location>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -34,6 +33,7 @@
 #include "gofer/detail/sched/go_overloads.hpp"
 #include "gofer/detail/sched/scheduler.hpp"
 #include "gofer/detail/stack/slab.hpp"
+#include "gofer/detail/util/source_location.hpp"
 
 namespace gofer {
 
@@ -153,7 +153,7 @@ template <class F, class... Args>
 concept spawnable = std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>;
 
 template <class F, class... Args>
-void go_on(runtime_impl* rt, const fiber_options& o, const std::source_location& loc, F&& f,
+void go_on(runtime_impl* rt, const fiber_options& o, const source_location& loc, F&& f,
            Args&&... args) {
   runtime_impl::spawn_args a;
   a.name = o.name;
@@ -297,7 +297,8 @@ inline bool check_deadlock(runtime_impl& rt, run_state& st, fiber* main_fiber) {
 // throws deadlock_error in the main fiber.
 template <class F>
   requires std::invocable<F&>
-int run(F&& main, options o = {}, std::source_location loc = std::source_location::current()) {
+int run(F&& main, options o = {},
+        detail::source_location loc = detail::source_location::current()) {
   std::unique_ptr<detail::runtime_impl> rt = detail::start_runtime(o);
   detail::run_state st;
   detail::runtime_impl::spawn_args a;

@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstddef>
 #include <initializer_list>
 #include <mutex>
 #include <stdexcept>
@@ -92,9 +93,9 @@ class signal_hub {
       signal_subscriptions.fetch_add(1, std::memory_order_acq_rel);
     }
     for (int s : signals) {
-      if (it->wants[s]) continue;
-      it->wants[s] = true;
-      if (users_[s]++ == 0) install(s);
+      if (it->wants[slot(s)]) continue;
+      it->wants[slot(s)] = true;
+      if (users_[slot(s)]++ == 0) install(s);
     }
   }
 
@@ -109,13 +110,18 @@ class signal_hub {
     auto it = std::find_if(subs_.begin(), subs_.end(), [&](const sub& x) { return x.ch == ch; });
     if (it == subs_.end()) return;
     for (int s = 1; s < NSIG; ++s) {
-      if (it->wants[s] && --users_[s] == 0) restore(s);
+      if (it->wants[slot(s)] && --users_[slot(s)] == 0) restore(s);
     }
     subs_.erase(it);
     signal_subscriptions.fetch_sub(1, std::memory_order_acq_rel);
   }
 
  private:
+  // The tables below are indexed by signal number. Every number that reaches
+  // one is in [1, NSIG): checked in subscribe, or handed to on_signal by the
+  // kernel for a signal installed from there.
+  static std::size_t slot(int s) noexcept { return static_cast<std::size_t>(s); }
+
   struct sub {
     send_chan<int> ch;
     std::array<bool, NSIG> wants;
@@ -161,13 +167,13 @@ class signal_hub {
     sa.sa_sigaction = &on_signal;
     sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    if (::sigaction(s, &sa, &old_[s]) != 0) {
-      --users_[s];
+    if (::sigaction(s, &sa, &old_[slot(s)]) != 0) {
+      --users_[slot(s)];
       throw std::system_error(errno, std::generic_category(), "gofer::notify_signals: sigaction");
     }
   }
 
-  void restore(int s) { ::sigaction(s, &old_[s], nullptr); }
+  void restore(int s) { ::sigaction(s, &old_[slot(s)], nullptr); }
 
   static void on_signal(int s, siginfo_t* info, void* uctx) {
     const int saved = errno;
@@ -175,7 +181,7 @@ class signal_hub {
     unsigned char b = static_cast<unsigned char>(s);
     [[maybe_unused]] ssize_t n = ::write(h.write_fd_.load(std::memory_order_acquire), &b, 1);
     // The program's own handler, if it had one, still runs.
-    const struct sigaction& old = h.old_[s];
+    const struct sigaction& old = h.old_[slot(s)];
     if ((old.sa_flags & SA_SIGINFO) != 0) {
       if (old.sa_sigaction != nullptr) old.sa_sigaction(s, info, uctx);
     } else if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN &&

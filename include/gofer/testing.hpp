@@ -28,7 +28,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
-#include <source_location>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -36,6 +35,7 @@
 #include <vector>
 
 #include "gofer/detail/diag/fiber_dump.hpp"
+#include "gofer/detail/util/source_location.hpp"
 #include "gofer/this_fiber.hpp"
 
 namespace gofer::testing {
@@ -43,7 +43,7 @@ namespace gofer::testing {
 class leak_check {
  public:
   explicit leak_check(std::chrono::milliseconds grace = std::chrono::seconds(1),
-                      std::source_location where = std::source_location::current())
+                      detail::source_location where = detail::source_location::current())
       : grace_(grace), where_(where) {
     for (const auto& s : live()) before_.insert(s.id);
     // The fiber running the check is not one it could find leaked.
@@ -110,7 +110,7 @@ class leak_check {
   }
 
   std::chrono::milliseconds grace_;
-  std::source_location where_;
+  detail::source_location where_;
   std::unordered_set<std::uint64_t> before_;
   std::string report_;
   bool verified_ = false;

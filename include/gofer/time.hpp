@@ -124,8 +124,8 @@ class chan_timer final : public timer_node {
   ~chan_timer() = default;
 
   // With mu held and the timer in no heap.
-  void arm(std::int64_t when) {
-    this->when = when;
+  void arm(std::int64_t due) {
+    this->when = due;
     active_ = true;
     retain();  // for the heap
     rt_->add_timer(this);
@@ -137,14 +137,14 @@ class chan_timer final : public timer_node {
   // very next receive or select, rather than after a trip through the heap
   // and a park of whoever waits for it.
   void arm_after(std::int64_t after_ns) {
-    const std::int64_t when = deadline_after_ns(after_ns);
+    const std::int64_t due = deadline_after_ns(after_ns);
     if (after_ns <= 0 && period_ == 0 && !func_) {
-      this->when = when;
+      this->when = due;
       active_ = false;
-      deliver(when);
+      deliver(due);
       return;
     }
-    arm(when);
+    arm(due);
   }
 
   // With mu held: puts the time in the channel. If it is full (nobody

@@ -18,10 +18,19 @@ quiet() {  # the output only matters when a step fails
   fi
 }
 
-# Installing needs no build: the library is its headers. Its own programs are
-# off so that installing does not depend on Catch2 or Google Benchmark.
+# Installing needs no build: the library is its headers. Configured as the
+# README says, with gofer the top-level project and its options left alone,
+# on a machine without Catch2 or Google Benchmark (hidden here): its tests and
+# benchmarks are then skipped, with a message, rather than failing the
+# configure.
+hide=(-DCMAKE_DISABLE_FIND_PACKAGE_Catch2=ON -DCMAKE_DISABLE_FIND_PACKAGE_benchmark=ON)
+echo "package: install without Catch2 or Google Benchmark"
 quiet cmake -S "$src" -B "$work/gofer" -G Ninja -DCMAKE_INSTALL_PREFIX="$work/prefix" \
-  -DGOFER_BUILD_TESTS=OFF -DGOFER_BUILD_BENCHMARKS=OFF -DGOFER_BUILD_EXAMPLES=OFF "$@"
+  "${hide[@]}" "$@"
+for kind in TESTS BENCHMARKS; do
+  grep -q "GOFER_BUILD_$kind is off" "$work/step.log" ||
+    { cat "$work/step.log" >&2; echo "package: no message that $kind are skipped" >&2; exit 1; }
+done
 quiet cmake --install "$work/gofer"
 test -f "$work/prefix/include/gofer/gofer.hpp" || { echo "package: headers not installed" >&2; exit 1; }
 for f in goferConfig.cmake goferConfigVersion.cmake goferTargets.cmake; do
@@ -30,6 +39,15 @@ for f in goferConfig.cmake goferConfigVersion.cmake goferTargets.cmake; do
     exit 1
   fi
 done
+
+# Asked for, the tests are an error without Catch2, one that says what to do.
+if cmake -S "$src" -B "$work/asked" -G Ninja -DGOFER_BUILD_TESTS=ON "${hide[@]}" "$@" \
+  >"$work/step.log" 2>&1; then
+  echo "package: -DGOFER_BUILD_TESTS=ON without Catch2 configured" >&2
+  exit 1
+fi
+grep -q "GOFER_BUILD_TESTS=OFF" "$work/step.log" ||
+  { cat "$work/step.log" >&2; echo "package: the error does not say how to go on" >&2; exit 1; }
 
 passed=0
 for mode in find_package add_subdirectory fetch_content; do

@@ -17,7 +17,10 @@
 // one copy however many translation units include this header), wrapped in
 // `.ifndef` so that LTO or a unity build pasting several translation units'
 // top-level asm into one assembler input does not see a duplicate label. The
-// symbols are hidden so each shared object keeps a private copy.
+// symbols are weak, as an inline function's are: clang's ThinLTO reads the
+// symbols of top-level asm without their group, and takes two strong copies
+// for a duplicate definition. They are hidden so each shared object keeps a
+// private copy.
 #pragma once
 
 #include <cstddef>
@@ -58,7 +61,7 @@ __attribute__((visibility("hidden"))) void gofer_entry_aarch64();
 __asm__(
     ".ifndef gofer_switch_aarch64\n"
     ".pushsection .text.gofer_switch_aarch64,\"axG\",%progbits,gofer_switch_aarch64,comdat\n"
-    ".globl gofer_switch_aarch64\n"
+    ".weak gofer_switch_aarch64\n"
     ".hidden gofer_switch_aarch64\n"
     ".type gofer_switch_aarch64,%function\n"
     ".p2align 4\n"
@@ -149,7 +152,7 @@ __asm__(
 __asm__(
     ".ifndef gofer_entry_aarch64\n"
     ".pushsection .text.gofer_entry_aarch64,\"axG\",%progbits,gofer_entry_aarch64,comdat\n"
-    ".globl gofer_entry_aarch64\n"
+    ".weak gofer_entry_aarch64\n"
     ".hidden gofer_entry_aarch64\n"
     ".type gofer_entry_aarch64,%function\n"
     ".p2align 4\n"

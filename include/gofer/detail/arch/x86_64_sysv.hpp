@@ -15,7 +15,10 @@
 // many translation units include this header (as it does for inline functions).
 // The `.ifndef` guard stops a duplicate label when LTO or a unity build pastes
 // several translation units' top-level asm into one assembler input. The symbol
-// is hidden so each shared object keeps its own private copy.
+// is weak, as the compilers make an inline function's: clang's ThinLTO reads
+// the symbols of top-level asm without their group, and took two strong copies
+// for a duplicate definition. It is hidden so each shared object keeps its own
+// private copy.
 #pragma once
 
 #include <cstddef>
@@ -45,7 +48,7 @@ __attribute__((visibility("hidden"))) void gofer_entry_x86_64();
 __asm__(
     ".ifndef gofer_switch_x86_64\n"
     ".pushsection .text.gofer_switch_x86_64,\"axG\",@progbits,gofer_switch_x86_64,comdat\n"
-    ".globl gofer_switch_x86_64\n"
+    ".weak gofer_switch_x86_64\n"
     ".hidden gofer_switch_x86_64\n"
     ".type gofer_switch_x86_64,@function\n"
     ".p2align 4\n"
@@ -86,7 +89,7 @@ __asm__(
     ".endif\n"
     ".ifndef gofer_entry_x86_64\n"
     ".pushsection .text.gofer_entry_x86_64,\"axG\",@progbits,gofer_entry_x86_64,comdat\n"
-    ".globl gofer_entry_x86_64\n"
+    ".weak gofer_entry_x86_64\n"
     ".hidden gofer_entry_x86_64\n"
     ".type gofer_entry_x86_64,@function\n"
     ".p2align 4\n"

@@ -1,7 +1,7 @@
 // The overload set behind gofer::go and runtime::go.
 //
 // Each `go` records where it was called (dump_fibers shows "created by
-// file:line"), which takes a defaulted std::source_location parameter. A
+// file:line"), which takes a defaulted detail::source_location parameter. A
 // defaulted parameter cannot follow a parameter pack, so the overloads are
 // spelled once per arity, up to eight arguments, by the macros below; each
 // arity has the plain form and the fiber_options form. The plain form is
@@ -15,14 +15,16 @@
   template <class F GOFER_DETAIL_UNPAREN TP>                                                 \
     requires ::gofer::detail::spawnable<F GOFER_DETAIL_UNPAREN TA>                           \
   SPEC void go(F&& f GOFER_DETAIL_UNPAREN PARAMS,                                            \
-               std::source_location loc = std::source_location::current()) {                 \
+               ::gofer::detail::source_location loc =                                        \
+                   ::gofer::detail::source_location::current()) {                            \
     ::gofer::detail::go_on(TARGET, ::gofer::fiber_options{}, loc,                            \
                            std::forward<F>(f) GOFER_DETAIL_UNPAREN FWD);                     \
   }                                                                                          \
   template <class F GOFER_DETAIL_UNPAREN TP>                                                 \
     requires ::gofer::detail::spawnable<F GOFER_DETAIL_UNPAREN TA>                           \
   SPEC void go(const ::gofer::fiber_options& o, F&& f GOFER_DETAIL_UNPAREN PARAMS,           \
-               std::source_location loc = std::source_location::current()) {                 \
+               ::gofer::detail::source_location loc =                                        \
+                   ::gofer::detail::source_location::current()) {                            \
     ::gofer::detail::go_on(TARGET, o, loc, std::forward<F>(f) GOFER_DETAIL_UNPAREN FWD);     \
   }
 

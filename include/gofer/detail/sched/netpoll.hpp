@@ -30,6 +30,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <ctime>
 #include <mutex>
@@ -90,7 +91,7 @@ class netpoller {
   template <int MaxEvents = 128>
   int poll(std::int64_t timeout_ns) noexcept {
     if (epfd_ready_.load(std::memory_order_acquire) == false) return 0;
-    epoll_event evs[MaxEvents];
+    epoll_event evs[std::size_t{MaxEvents}];
     int n = wait(evs, MaxEvents, timeout_ns);
     int notified = 0;
     for (int i = 0; i < n; ++i) {
