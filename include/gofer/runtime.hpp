@@ -45,12 +45,25 @@ struct options {
   // the pages a fiber touches cost memory: a parked fiber that has not
   // recursed costs one 4 KiB page whatever this says.
   std::size_t stack_size = 0;
-  // Off by default. Off, an overflow is caught by a canary checked at every
-  // switch: free, but it sees the overflow only when the fiber next switches,
-  // and misses one that jumps past the canary. On, a guard page below every
-  // stack faults at once and the report names the fiber; it costs one system
-  // call per stack first carved, and on kernels before Linux 6.13 two memory
-  // mappings per stack, which caps a process at about 32,000 fibers.
+  // A stack overflow always ends the program with "gofer: stack overflow in
+  // fiber N (name)" and the fiber's creation site on stderr, then abort().
+  // By default (false) the page below each stack is a guard wherever that is
+  // cheap, so an overflowing frame faults at once: on Linux 6.13 and later
+  // (MADV_GUARD_INSTALL) every stack gets one, at one system call (about
+  // 1.5 us) per stack the first time it is carved (stacks are reused, so a
+  // spawn from a warm cache pays nothing) and no memory or mapping. Older
+  // kernels guard with mprotect, which adds two memory mappings per stack
+  // against the process's vm.max_map_count (65,530 by default): guards go on
+  // while they use at most a quarter of it (about 8,000 stacks), and stacks carved
+  // beyond that get a canary, a zone at the stack's far end checked at every
+  // switch and at the fiber's end, which sees an overflow late and can miss
+  // one (see detail/stack/slab.hpp). Either way a million fibers fit. A
+  // frame larger than a page may also step over a guard into the stack below
+  // and return unseen unless built with -fstack-clash-protection. True puts
+  // a guard on every stack whatever it costs: with mprotect, a process then
+  // runs out of mappings near 32,000 fibers. A bool, not a three-way choice,
+  // because the automatic default is right for nearly every program, and
+  // turning guards off would save only that one system call per stack.
   bool guard_pages = false;
   // See run().
   bool detect_deadlock = true;
@@ -125,7 +138,7 @@ inline runtime_config make_config(const options& o) {
   runtime_config c;
   c.procs = resolve_procs(o.procs);
   c.stack_size = o.stack_size != 0 ? o.stack_size : default_stack_size;
-  c.guard_pages = o.guard_pages;
+  c.guards = o.guard_pages ? guard_policy::always : guard_policy::automatic;
   c.detect_deadlock = o.detect_deadlock;
   c.dump_on_sigquit = o.dump_on_sigquit;
   c.random = sched_randomizer::from_environment();
