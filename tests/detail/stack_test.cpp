@@ -379,6 +379,40 @@ void program_with_a_diver(int neighbours, Dive dive) {
   }));
 }
 
+// Whether `err` holds "gofer: stack overflow in fiber N (name)" on a line of
+// its own. Not by std::regex: a pattern over the whole output recurses once
+// per character, and overflows the test's own stack under a sanitizer.
+bool names_overflow_of(const std::string& err, const std::string& name) {
+  const std::string head = "gofer: stack overflow in fiber ";
+  for (auto at = err.find(head); at != std::string::npos; at = err.find(head, at + 1)) {
+    std::size_t i = at + head.size();
+    const std::size_t digits = i;
+    while (i < err.size() && err[i] >= '0' && err[i] <= '9') ++i;
+    if (i > digits && err.compare(i, name.size() + 4, " (" + name + ")\n") == 0) return true;
+  }
+  return false;
+}
+
+#if GOFER_ASAN
+constexpr bool under_asan = true;
+#else
+constexpr bool under_asan = false;
+#endif
+
+// AddressSanitizer checks every write against its shadow memory. An overflow
+// whose frames land on another fiber's live frames (a frame that jumps the
+// guard, a recursion through the stacks below a canary slab, calls made from
+// below the stack) meets their poisoned redzones, and ASan reports that
+// itself, from a stack pointer below the fiber's stack where its own report
+// may overflow in turn: those programs end loudly, but not reliably in
+// gofer's report. An overflow that meets a guard first is gofer's to report
+// under ASan too.
+bool skipped_under_asan() {
+  if (!under_asan) return false;
+  WARN("skipped under AddressSanitizer: it reports the writes over other fibers' frames first");
+  return true;
+}
+
 // The report a whole program must end with: the fiber, where it was created,
 // and abort() (never exit 0, never a bare SIGSEGV).
 void check_overflow_report(const gofer::test::child_result& r) {
@@ -387,7 +421,7 @@ void check_overflow_report(const gofer::test::child_result& r) {
   CHECK_FALSE(r.timed_out);
   CHECK_FALSE(r.exited);
   CHECK(r.signal == SIGABRT);
-  CHECK_THAT(r.err, Catch::Matches("(.|\\n)*gofer: stack overflow in fiber [0-9]+ \\(diver\\)\\n(.|\\n)*"));
+  CHECK(names_overflow_of(r.err, "diver"));
   auto at = r.err.find("diver created at ");
   REQUIRE(at != std::string::npos);
   auto site = r.err.substr(at + 17, r.err.find('\n', at) - at - 17);
@@ -413,6 +447,7 @@ TEST_CASE("with default options, 1 KiB frames 3,000 deep over 50 parked fibers e
 
 TEST_CASE("with default options, one frame larger than the stack ends in the overflow report",
           "[stack][death][child]") {
+  if (skipped_under_asan()) return;
   check_overflow_report(gofer::test::run_in_child([] { program_with_a_diver(0, [] { one_big_frame(); }); }));
   check_overflow_report(gofer::test::run_in_child([] { program_with_a_diver(50, [] { one_big_frame(); }); }));
 }
@@ -429,6 +464,7 @@ TEST_CASE("with default options, a recursion without end ends in the overflow re
 // returns in time is caught at the fiber's next switch or at its end.
 TEST_CASE("in a canary slab, a recursion without end ends in the overflow report",
           "[stack][death][child]") {
+  if (skipped_under_asan()) return;
   check_overflow_report(gofer::test::run_in_child([] {
     as_old_kernel(0);
     program_with_a_diver(50, [] { recurse(1 << 30); });
@@ -437,6 +473,7 @@ TEST_CASE("in a canary slab, a recursion without end ends in the overflow report
 
 TEST_CASE("in a canary slab, a frame below the stack at a switch ends in the overflow report",
           "[stack][death][child]") {
+  if (skipped_under_asan()) return;  // the frames that park go over another fiber's
   check_overflow_report(gofer::test::run_in_child([] {
     as_old_kernel(0);
     program_with_a_diver(50, [] {
@@ -447,8 +484,8 @@ TEST_CASE("in a canary slab, a frame below the stack at a switch ends in the ove
       // above the dynamic part of the frame.
       const auto left = static_cast<std::size_t>(static_cast<char*>(__builtin_frame_address(0)) -
                                                  static_cast<char*>(self->stack.bottom));
-      volatile char* pad = static_cast<volatile char*>(__builtin_alloca(left + 64));
-      pad[0] = 1;
+      void* frame = __builtin_alloca(left + 64);
+      asm volatile("" : : "r"(frame) : "memory");  // kept, though never written
       gofer::this_fiber::sleep_for(std::chrono::milliseconds(1));  // parks: a switch
     });
   }));
@@ -498,7 +535,7 @@ TEST_CASE("guard_pages = true guards beyond the mapping budget", "[stack][death]
   });
   INFO(r.err);
   CHECK(r.signal == SIGABRT);
-  CHECK_THAT(r.err, Catch::Matches("(.|\\n)*gofer: stack overflow in fiber [0-9]+ \\(deep-diver\\)(.|\\n)*"));
+  CHECK(names_overflow_of(r.err, "deep-diver"));
 }
 
 namespace {
