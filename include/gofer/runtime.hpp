@@ -45,25 +45,25 @@ struct options {
   // the pages a fiber touches cost memory: a parked fiber that has not
   // recursed costs one 4 KiB page whatever this says.
   std::size_t stack_size = 0;
-  // A stack overflow always ends the program with "gofer: stack overflow in
-  // fiber N (name)" and the fiber's creation site on stderr, then abort().
-  // By default (false) the page below each stack is a guard wherever that is
-  // cheap, so an overflowing frame faults at once: on Linux 6.13 and later
-  // (MADV_GUARD_INSTALL) every stack gets one, at one system call (about
-  // 1.5 us) per stack the first time it is carved (stacks are reused, so a
-  // spawn from a warm cache pays nothing) and no memory or mapping. Older
-  // kernels guard with mprotect, which adds two memory mappings per stack
-  // against the process's vm.max_map_count (65,530 by default): guards go on
-  // while they use at most a quarter of it (about 8,000 stacks), and stacks carved
-  // beyond that get a canary, a zone at the stack's far end checked at every
-  // switch and at the fiber's end, which sees an overflow late and can miss
-  // one (see detail/stack/slab.hpp). Either way a million fibers fit. A
-  // frame larger than a page may also step over a guard into the stack below
-  // and return unseen unless built with -fstack-clash-protection. True puts
-  // a guard on every stack whatever it costs: with mprotect, a process then
-  // runs out of mappings near 32,000 fibers. A bool, not a three-way choice,
-  // because the automatic default is right for nearly every program, and
-  // turning guards off would save only that one system call per stack.
+  // Stack overflow checks. An overflow gofer sees ends the program with
+  // "gofer: stack overflow in fiber N (name)" and the fiber's creation site
+  // on stderr, then abort(). false (the default) chooses per stack: a guard
+  // page below it wherever that is cheap, so that an overflowing frame
+  // faults at once. On Linux 6.13 and later (MADV_GUARD_INSTALL) that is
+  // every stack, at one system call (about 2 us) when the stack is first
+  // carved (stacks are reused: spawning from a warm cache pays nothing), and
+  // no memory or mapping. Older kernels guard with mprotect, which adds two
+  // mappings per stack against vm.max_map_count (65,530 by default), so
+  // only while the guards use at most a quarter of it (about 8,000 stacks);
+  // stacks beyond get a canary, a zone at the far end checked at every
+  // switch, which sees an overflow late and may miss one
+  // (detail/stack/slab.hpp). Either way a million fibers fit. A single
+  // frame larger than a page can also step over a guard and return unseen,
+  // unless compiled with -fstack-clash-protection. true puts a guard on
+  // every stack whatever it costs: with mprotect a process then runs out of
+  // mappings near 32,000 fibers. A bool rather than a three-way choice: the
+  // default suits nearly every program, and turning guards off would save
+  // only that one system call per stack carved.
   bool guard_pages = false;
   // See run().
   bool detect_deadlock = true;

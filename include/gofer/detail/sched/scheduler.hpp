@@ -487,7 +487,6 @@ class runtime_impl {
     run_post(current_machine());
     f->started = true;
     f->run(f);
-    check_stack_at_end(f);
     if (f->locals != nullptr) {
       // On the fiber's own stack and before it counts as finished, as a
       // thread's thread_local destructors run before it is joinable.

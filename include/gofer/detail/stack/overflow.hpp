@@ -23,8 +23,8 @@
 //     a runtime started replaces gofer's, and gets every fault; the next
 //     runtime to start puts gofer's back in front of it.
 //   - Every switch away from a fiber compares its stack pointer with the
-//     stack's usable bottom and, in a canary slab, reads the canary; a fiber's
-//     end reads the whole canary zone (slab.hpp says what each one misses).
+//     stack's usable bottom and, in a canary slab, reads the canary
+//     (slab.hpp says what each misses).
 #pragma once
 
 #include <signal.h>
@@ -154,11 +154,6 @@ inline void check_stack(const fiber* f) noexcept {
   if (current_stack_pointer() < reinterpret_cast<std::uintptr_t>(f->stack.usable_bottom()) ||
       !f->stack.canary_intact())
     report_overflow(f);
-}
-
-// When f's function has returned, on f's stack: the whole canary zone.
-inline void check_stack_at_end(const fiber* f) noexcept {
-  if (!f->stack.canary_zone_clear()) report_overflow(f);
 }
 
 // The stack pointer of the interrupted code, or 0 where it is not read.

@@ -23,15 +23,14 @@
 //     -fstack-clash-protection touches a large frame page by page from the
 //     top, so it meets the guard first.
 //   - a canary: the lowest `canary_bytes` of each stack are reserved and must
-//     stay zero (fresh anonymous memory is zero). Every switch checks the
-//     stack pointer against the zone and reads one word from each of its
-//     cache lines (the top two words of the top one, the first a growing
-//     stack writes), and a fiber's end reads the whole zone. It sees an
-//     overflow only once the fiber switches or ends, and misses one that
-//     wrote nothing but zeros into the words it reads, or stepped over the
-//     zone with frames larger than it and returned in time; the fault
-//     handler still names the fiber if the overflow runs on into memory that
-//     faults.
+//     stay zero (fresh anonymous memory is zero). Every switch compares the
+//     stack pointer with the top of the zone, and reads the zone's top 16
+//     bytes, the first a growing stack writes. It sees an overflow only when
+//     the fiber next switches, and misses one that left no mark in those
+//     bytes (frames larger than them, that returned before the switch); the
+//     fault handler still names the fiber if the overflow runs on into
+//     memory that faults. The rest of the zone is slack that keeps a small
+//     overflow off the stack below.
 //     Slots are laid out so that a canary never has a page of its own: each
 //     slot starts `canary_bytes` below a page boundary, so its canary fills the
 //     top of the page that holds the top of the stack below it, a page that
@@ -110,13 +109,13 @@ inline std::pair<char*, char*> pages_of(void* lo, void* hi) noexcept {
   return {up(lo), up(hi)};
 }
 
-// Bytes at the low end of a canary-checked stack that must stay zero: eight
-// cache lines. Each call writes a return address, so a recursion whose frames
-// are smaller than the zone leaves a mark in it on its way past; the old zone
-// of 256 bytes, of which a switch read 16, was stepped over by any frame
-// larger than those 16 bytes. Not wider: the zone takes that much of the page
-// that holds the top of the stack below (see the header), which keeps the
-// rest for a parked fiber's block and frames, about 2.4 KiB at most.
+// Bytes at the low end of a canary-checked stack that must stay zero. The
+// switch's stack pointer check counts them as beyond the stack, so an
+// overflow still in progress at a switch is caught before it reaches the
+// stack below if it went less than this far: twice the 256 bytes of old. Not
+// wider: the zone takes that much of the page that holds the top of the
+// stack below (see the header), which keeps the rest, 3.5 KiB, for a parked
+// fiber's block and frames (about 2.4 KiB at most).
 inline constexpr std::size_t canary_bytes = 512;
 
 // How a runtime's stacks are protected against overflow (see the header).
@@ -132,35 +131,24 @@ struct stack_slot {
   void* bottom = nullptr;
   std::size_t size = 0;
   bool guarded = false;
-  bool split_guard = false;    // the guard is mprotect'd: it cost a mapping
-  bool guard_pending = false;  // carved under the slab lock; guarded once out of it
-  bool own_mapping = false;    // not from a slab: unmapped when released
-  bool trimmed = false;        // pages already returned to the kernel
+  bool own_mapping = false;  // not from a slab: unmapped when released
+  bool trimmed = false;      // pages already returned to the kernel
 
   void* top() const noexcept { return static_cast<char*>(bottom) + size; }
   // The first usable byte above the canary zone (or bottom with a guard).
   void* usable_bottom() const noexcept {
     return static_cast<char*>(bottom) + (guarded ? 0 : canary_bytes);
   }
-  // The check every switch makes: one word from each of the zone's cache
-  // lines, and both top words of the top line, the first a growing stack
-  // writes. Not every word: with many fibers each line read is a cache miss
-  // (the lines are independent loads, so the misses overlap).
+  // The check every switch makes: the zone's top 16 bytes, the first a
+  // growing stack writes. Not more: canary zones sit at one offset in stacks
+  // a power of two apart, so they share a few cache sets, and with many
+  // fibers every line read is a miss. Reading a word of every other line of
+  // the zone cost a switch 3 ns more among 10,000 fibers; reading the whole
+  // zone at each fiber's end cost a spawn about 300 ns.
   bool canary_intact() const noexcept {
     if (guarded) return true;
-    auto* w = static_cast<const volatile std::uint64_t*>(bottom);
-    constexpr std::size_t words = canary_bytes / sizeof(std::uint64_t);
-    std::uint64_t seen = w[words - 2];
-    for (std::size_t i = 7; i < words; i += 8) seen |= w[i];
-    return seen == 0;
-  }
-  // Every word of the zone: the check at a fiber's end, once per fiber.
-  bool canary_zone_clear() const noexcept {
-    if (guarded) return true;
-    auto* w = static_cast<const volatile std::uint64_t*>(bottom);
-    std::uint64_t seen = 0;
-    for (std::size_t i = 0; i < canary_bytes / sizeof(std::uint64_t); ++i) seen |= w[i];
-    return seen == 0;
+    auto* w = static_cast<const volatile std::uint64_t*>(bottom) + canary_bytes / 8 - 2;
+    return (w[0] | w[1]) == 0;
   }
   // Maps the page that holds the stack's top, where the fiber's block and
   // its first frames go, by one system call. A fresh stack takes that page
@@ -269,18 +257,18 @@ inline void give_split_budget(long n) noexcept {
   split_guard_budget().fetch_add(n, std::memory_order_relaxed);
 }
 
-// Makes the page below a carved stack's bottom its guard. errno is left as
-// the caller had it (this runs inside go()).
-inline void install_guard(stack_slot& s) noexcept {
+// Makes the page below a newly carved stack's bottom its guard: light where
+// the kernel has light guards, else by mprotect (which splits the mapping).
+// errno is left as the caller had it (this runs inside go()).
+GOFER_NOINLINE inline void install_guard(void* bottom) noexcept {
   const int saved = errno;
-  void* guard = static_cast<char*>(s.bottom) - page_size();
+  void* guard = static_cast<char*>(bottom) - page_size();
   // A light guard that fails although the probe passed (a filter that
   // refuses some calls) falls back to mprotect: a mapping the budget did not
   // count, rather than a stack without its guard.
-  if (s.split_guard || ::madvise(guard, page_size(), MADV_GUARD_INSTALL) != 0) {
+  if (!light_guards() || ::madvise(guard, page_size(), MADV_GUARD_INSTALL) != 0) {
     if (::mprotect(guard, page_size(), PROT_NONE) != 0) fatal_out_of_memory("mprotect of a guard page");
   }
-  s.guard_pending = false;
   errno = saved;
 }
 
@@ -312,20 +300,17 @@ class slab_allocator {
   std::size_t stack_size() const noexcept { return stack_size_; }
   guard_policy policy() const noexcept { return policy_; }
 
-  // A never-used stack, or a recycled one from the free list.
+  // A recycled stack from the free list, or a never-used one.
   stack_slot allocate() {
-    stack_slot s;
     {
       std::lock_guard lk(mu_);
       if (!free_.empty()) {
-        s = free_.back();
+        stack_slot s = free_.back();
         free_.pop_back();
-      } else {
-        s = carve_locked();
+        return s;
       }
     }
-    if (s.guard_pending) install_guard(s);
-    return s;
+    return carve_one();
   }
 
   // Fills out[0, n) (a P cache refilling itself), which is used from the end:
@@ -334,6 +319,7 @@ class slab_allocator {
   // predecessor's stack already touched, rather than one no fiber has touched.
   // New stacks' guards go in after the lock is dropped: each is a system call.
   void allocate_batch(stack_slot* out, std::size_t n) {
+    std::size_t carved = 0;  // out[0, carved): the free list ran out first
     {
       std::lock_guard lk(mu_);
       for (std::size_t i = n; i-- > 0;) {
@@ -342,11 +328,12 @@ class slab_allocator {
           free_.pop_back();
         } else {
           out[i] = carve_locked();
+          ++carved;
         }
       }
     }
-    for (std::size_t i = 0; i < n; ++i)
-      if (out[i].guard_pending) install_guard(out[i]);
+    for (std::size_t i = 0; i < carved; ++i)
+      if (out[i].guarded) install_guard(out[i].bottom);
   }
 
   void release_batch(const stack_slot* slots, std::size_t n) {
@@ -471,6 +458,20 @@ class slab_allocator {
     return s;
   }
 
+  // Out of line, and not under the lock while the guard goes in (a system
+  // call). Kept out of allocate(), which spawn() inlines: with this in it,
+  // the compiler passed the stack a spawn takes from its cache through
+  // memory, and spawn_join took 9 ns longer.
+  GOFER_NOINLINE stack_slot carve_one() {
+    stack_slot s;
+    {
+      std::lock_guard lk(mu_);
+      s = carve_locked();
+    }
+    if (s.guarded) install_guard(s.bottom);
+    return s;
+  }
+
   stack_slot carve_locked() {
     if (slabs_.empty() || slabs_.back().used == stacks_per_slab) {
       slab fresh = new_slab_layout();
@@ -486,9 +487,7 @@ class slab_allocator {
     ++carved_;
     stack_slot out;
     out.bottom = slot + (s.guarded ? page_size() : 0);
-    out.guarded = s.guarded;
-    out.split_guard = s.split;
-    out.guard_pending = s.guarded;
+    out.guarded = s.guarded;  // the guard itself goes in once the lock is dropped
     out.size = stack_size_;
     out.trimmed = true;  // never touched yet
     return out;
@@ -509,11 +508,7 @@ inline stack_slot allocate_own_stack(std::size_t size, guard_policy policy) {
   size = round_up(size, page_size());
   stack_slot s;
   if (policy == guard_policy::always || policy == guard_policy::automatic) {
-    if (light_guards()) {
-      s.guarded = true;
-    } else if (take_split_budget(1, policy == guard_policy::always)) {
-      s.guarded = s.split_guard = true;
-    }
+    s.guarded = light_guards() || take_split_budget(1, policy == guard_policy::always);
   }
   std::size_t bytes = size + (s.guarded ? page_size() : 0);
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
@@ -523,7 +518,7 @@ inline stack_slot allocate_own_stack(std::size_t size, guard_policy policy) {
   s.size = size;
   s.own_mapping = true;
   s.trimmed = true;
-  if (s.guarded) install_guard(s);
+  if (s.guarded) install_guard(s.bottom);
   return s;
 }
 
@@ -531,7 +526,7 @@ inline void free_own_stack(const stack_slot& s) noexcept {
   char* base = static_cast<char*>(s.bottom) - (s.guarded ? page_size() : 0);
   arch::sanitizer::unpoison_stack(s.bottom, s.size);
   ::munmap(base, s.size + (s.guarded ? page_size() : 0));
-  if (s.split_guard) give_split_budget(1);
+  if (s.guarded && !light_guards()) give_split_budget(1);
 }
 
 }  // namespace gofer::detail
