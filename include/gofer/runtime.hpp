@@ -45,12 +45,25 @@ struct options {
   // the pages a fiber touches cost memory: a parked fiber that has not
   // recursed costs one 4 KiB page whatever this says.
   std::size_t stack_size = 0;
-  // Off by default. Off, an overflow is caught by a canary checked at every
-  // switch: free, but it sees the overflow only when the fiber next switches,
-  // and misses one that jumps past the canary. On, a guard page below every
-  // stack faults at once and the report names the fiber; it costs one system
-  // call per stack first carved, and on kernels before Linux 6.13 two memory
-  // mappings per stack, which caps a process at about 32,000 fibers.
+  // Stack overflow checks. An overflow gofer sees ends the program with
+  // "gofer: stack overflow in fiber N (name)" and the fiber's creation site
+  // on stderr, then abort(). false (the default) chooses per stack: a guard
+  // page below it wherever that is cheap, so that an overflowing frame
+  // faults at once. On Linux 6.13 and later (MADV_GUARD_INSTALL) that is
+  // every stack, at one system call (about 2 us) when the stack is first
+  // carved (stacks are reused: spawning from a warm cache pays nothing), and
+  // no memory or mapping. Older kernels guard with mprotect, which adds two
+  // mappings per stack against vm.max_map_count (65,530 by default), so
+  // only while the guards use at most a quarter of it (about 8,000 stacks);
+  // stacks beyond get a canary, a zone at the far end checked at every
+  // switch, which sees an overflow late and may miss one
+  // (detail/stack/slab.hpp). Either way a million fibers fit. A single
+  // frame larger than a page can also step over a guard and return unseen,
+  // unless compiled with -fstack-clash-protection. true puts a guard on
+  // every stack whatever it costs: with mprotect a process then runs out of
+  // mappings near 32,000 fibers. A bool rather than a three-way choice: the
+  // default suits nearly every program, and turning guards off would save
+  // only that one system call per stack carved.
   bool guard_pages = false;
   // See run().
   bool detect_deadlock = true;
@@ -125,7 +138,7 @@ inline runtime_config make_config(const options& o) {
   runtime_config c;
   c.procs = resolve_procs(o.procs);
   c.stack_size = o.stack_size != 0 ? o.stack_size : default_stack_size;
-  c.guard_pages = o.guard_pages;
+  c.guards = o.guard_pages ? guard_policy::always : guard_policy::automatic;
   c.detect_deadlock = o.detect_deadlock;
   c.dump_on_sigquit = o.dump_on_sigquit;
   c.random = sched_randomizer::from_environment();

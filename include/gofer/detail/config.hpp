@@ -15,6 +15,14 @@
 #define GOFER_ARCH_UCONTEXT 1
 #endif
 
+// The CPU, whatever the switch backend: the stack overflow handler reads the
+// stack pointer out of a signal's saved registers.
+#if defined(__x86_64__)
+#define GOFER_CPU_X86_64 1
+#elif defined(__aarch64__)
+#define GOFER_CPU_AARCH64 1
+#endif
+
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define GOFER_ASAN 1

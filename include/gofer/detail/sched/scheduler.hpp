@@ -97,7 +97,7 @@ struct runtime_config {
   // $GOFER_DEBUG=schedtrace=<ms>, as Go's GODEBUG.
   std::int64_t schedtrace_ns = 0;
   std::size_t stack_size = default_stack_size;
-  bool guard_pages = false;
+  guard_policy guards = guard_policy::automatic;
   bool detect_deadlock = true;
   bool dump_on_sigquit = true;
   sched_randomizer random;  // randomised mode for tests (off unless seeded)
@@ -119,7 +119,7 @@ class runtime_impl {
   explicit runtime_impl(const runtime_config& cfg)
       : cfg_(cfg),
         serial_(next_runtime_serial.fetch_add(1, std::memory_order_relaxed)),
-        slabs_(cfg.stack_size, cfg.guard_pages) {
+        slabs_(cfg.stack_size, cfg.guards) {
     if (cfg_.random.enabled()) randomised_runtimes.fetch_add(1, std::memory_order_relaxed);
     if (cfg_.procs == 0) cfg_.procs = 1;
     running_fiber_hook.store(
@@ -128,7 +128,7 @@ class runtime_impl {
           return m != nullptr ? m->cur : nullptr;
         },
         std::memory_order_relaxed);
-    if (cfg_.guard_pages) install_overflow_handler();
+    install_overflow_handler();  // whatever the stacks' layout: see overflow.hpp
     ps_.reserve(cfg_.procs);
     ms_.reserve(cfg_.procs);
     for (unsigned i = 0; i < cfg_.procs; ++i) {
@@ -1007,7 +1007,7 @@ class runtime_impl {
   }
 
   GOFER_NOINLINE stack_slot take_own_stack(std::size_t size) {
-    stack_slot s = allocate_own_stack(size, cfg_.guard_pages);
+    stack_slot s = allocate_own_stack(size, cfg_.guards);
     std::lock_guard lk(own_mu_);
     own_stacks_.push_back(s);
     return s;

@@ -1,24 +1,46 @@
 // Stack overflow is never silent: it names the fiber and aborts.
 //
-// With guard pages, the overflowing access faults on the guard; a SIGSEGV
-// handler, running on an alternate signal stack (the fiber's own stack is the
-// one that is exhausted), recognises the guard of the running fiber's stack and
-// prints "gofer: stack overflow in fiber N (name)". Any other fault goes to the
-// handler that was installed before (or the default action).
-//
-// Without guard pages, every switch away from a fiber checks its canary (the
-// zero words at the far end, see slab.hpp) and its stack pointer.
+// Two checks, both on whatever the stacks' layout (slab.hpp):
+//   - A SIGSEGV handler, installed by every runtime that starts and running
+//     on the alternate signal stack each M sets up (the fiber's own stack is
+//     the one that is exhausted). A fault is an overflow of the fiber the
+//     faulting thread runs when
+//       * the address lies in that fiber's guard page or canary zone, or at
+//         most `overflow_reach` below them: a frame that crossed the bottom
+//         touches those first, or skips the guard by up to a frame; or
+//       * the interrupted stack pointer lies below the fiber's usable stack
+//         and the address near it (from `overflow_reach` below it up to the
+//         stack's top): a single frame larger than what was left, or, in a
+//         canary slab, a recursion that ran on through the stacks below until
+//         something faulted. Nothing but an overflow runs a fiber with its
+//         stack pointer below its stack, unless the fiber's code switched to
+//         a stack of its own; asking for the fault to be near the stack
+//         pointer keeps that code's other faults (a null pointer) its own.
+//     Then it prints "gofer: stack overflow in fiber N (name)" and where the
+//     fiber was created, and aborts. Every other fault goes to the handler
+//     that was installed before gofer's, or gets the default action, as if
+//     gofer's were not there. A program that installs its own handler after
+//     a runtime started replaces gofer's, and gets every fault; the next
+//     runtime to start puts gofer's back in front of it.
+//   - Every switch away from a fiber compares its stack pointer with the
+//     stack's usable bottom and, in a canary slab, reads the canary
+//     (slab.hpp says what each misses).
 #pragma once
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 
+#include "gofer/detail/config.hpp"
 #include "gofer/detail/fiber.hpp"
 
 namespace gofer::detail {
@@ -31,59 +53,148 @@ namespace gofer::detail {
 using running_fiber_fn = fiber* (*)() noexcept;
 inline std::atomic<running_fiber_fn> running_fiber_hook{nullptr};
 
-inline void write_all(int fd, const char* s, std::size_t n) noexcept {
-  while (n > 0) {
-    ssize_t w = ::write(fd, s, n);
-    if (w <= 0) return;
-    s += w;
-    n -= static_cast<std::size_t>(w);
+// How far below a stack's bottom (or below the stack pointer) a fault still
+// counts as that stack's overflow: the largest frame whose first touch lands
+// that far, generously.
+inline constexpr std::uintptr_t overflow_reach = 64 * 1024;
+
+// A message built without allocation, for a signal handler.
+class report_buffer {
+ public:
+  void add(const char* s, std::size_t n) noexcept {
+    n = std::min(n, sizeof buf_ - len_);
+    std::memcpy(buf_ + len_, s, n);
+    len_ += n;
   }
+  void add(const char* s) noexcept { add(s, std::strlen(s)); }
+  void add(std::uint64_t v) noexcept {
+    char digits[24];
+    char* p = digits + sizeof digits;
+    do {
+      *--p = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    add(p, static_cast<std::size_t>(digits + sizeof digits - p));
+  }
+  void write_to(int fd) const noexcept {
+    const char* s = buf_;
+    std::size_t n = len_;
+    while (n > 0) {
+      ssize_t w = ::write(fd, s, n);
+      if (w <= 0) return;
+      s += w;
+      n -= static_cast<std::size_t>(w);
+    }
+  }
+
+ private:
+  char buf_[1536];
+  std::size_t len_ = 0;
+};
+
+// The thread writing a report (0: none yet). One report per process: an
+// overflow that jumped its guard may have written over a neighbouring
+// fiber's saved registers, and another M that resumes that fiber faults on
+// them, perhaps in a way that looks like an overflow of that fiber too. Such
+// a fault waits for the abort that ends the first report, so that the
+// report, not a second one or a bare SIGSEGV, ends the process.
+inline std::atomic<long> overflow_reporter{0};
+
+[[noreturn]] inline void wait_for_the_report() noexcept {
+  for (;;) ::pause();
 }
 
-inline void write_str(int fd, const char* s) noexcept { write_all(fd, s, std::strlen(s)); }
-
-// Async-signal-safe: no allocation, no stdio.
+// Async-signal-safe: no allocation, no stdio. Reads only the fiber's block
+// and name, which sit at the top of its stack, far from the end that
+// overflowed. One write, so that the report is out before anything else
+// the overflow broke can end the process.
 [[noreturn]] inline void report_overflow(const fiber* f) noexcept {
-  char buf[64];
-  char* p = buf + sizeof buf;
-  std::uint64_t id = f->id.load(std::memory_order_relaxed);
-  do {
-    *--p = static_cast<char>('0' + id % 10);
-    id /= 10;
-  } while (id != 0);
-  write_str(2, "gofer: stack overflow in fiber ");
-  write_all(2, p, static_cast<std::size_t>(buf + sizeof buf - p));
+  const long self = ::syscall(SYS_gettid);
+  long none = 0;
+  // The same thread may come back here: a report from a switch runs on the
+  // overflowed stack, and may fault below it.
+  if (!overflow_reporter.compare_exchange_strong(none, self, std::memory_order_relaxed) && none != self)
+    wait_for_the_report();
+  report_buffer r;
+  r.add("gofer: stack overflow in fiber ");
+  r.add(f->id.load(std::memory_order_relaxed));
   char name[max_fiber_name];
-  std::size_t n = f->copy_name(name, sizeof name);
-  write_str(2, " (");
-  write_all(2, name, n);
-  write_str(2, ")\n");
-  if (const char* file = f->created_file.load(std::memory_order_relaxed)) {
-    write_str(2, "created by ");
-    write_str(2, file);
-    write_str(2, "\n");
-  }
+  const std::size_t n = f->copy_name(name, sizeof name);
+  r.add(" (");
+  r.add(name, n);
+  r.add(")\ncreated by ");
+  const char* file = f->created_file.load(std::memory_order_relaxed);
+  r.add(file != nullptr ? file : "?");
+  r.add(":");
+  r.add(f->created_line.load(std::memory_order_relaxed));
+  r.add("\nits stack holds ");
+  r.add(f->stack.size / 1024);
+  r.add(" KiB: a deeper one comes from fiber_options::stack_size or options::stack_size\n");
+  r.write_to(2);
   std::abort();
 }
 
+// The stack pointer, read from the register: the address of a local would
+// not do, as in a caller with alloca or a variable-length array (the frames
+// most likely to overflow) the compiler keeps locals above the dynamic part.
+inline std::uintptr_t current_stack_pointer() noexcept {
+  std::uintptr_t sp;
+#if GOFER_CPU_X86_64
+  asm volatile("mov %%rsp, %0" : "=r"(sp));
+#elif GOFER_CPU_AARCH64
+  asm volatile("mov %0, sp" : "=r"(sp));
+#else
+  sp = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+#endif
+  return sp;
+}
+
+// At every switch away from f, on f's stack.
 inline void check_stack(const fiber* f) noexcept {
-  char probe;
-  if (!f->stack.canary_intact() ||
-      static_cast<void*>(&probe) < f->stack.usable_bottom())
+  if (current_stack_pointer() < reinterpret_cast<std::uintptr_t>(f->stack.usable_bottom()) ||
+      !f->stack.canary_intact())
     report_overflow(f);
 }
 
+// The stack pointer of the interrupted code, or 0 where it is not read.
+inline std::uintptr_t interrupted_stack_pointer([[maybe_unused]] const void* uctx) noexcept {
+#if GOFER_CPU_X86_64
+  return static_cast<std::uintptr_t>(static_cast<const ucontext_t*>(uctx)->uc_mcontext.gregs[REG_RSP]);
+#elif GOFER_CPU_AARCH64
+  return static_cast<std::uintptr_t>(static_cast<const ucontext_t*>(uctx)->uc_mcontext.sp);
+#else
+  return 0;
+#endif
+}
+
+// Whether a fault at `addr`, with the stack pointer at `sp` (0: unknown), is
+// an overflow of the stack `s` (see the header).
+inline bool is_overflow(const stack_slot& s, std::uintptr_t addr, std::uintptr_t sp) noexcept {
+  const auto bottom = reinterpret_cast<std::uintptr_t>(s.bottom);
+  const auto usable = reinterpret_cast<std::uintptr_t>(s.usable_bottom());
+  const auto top = reinterpret_cast<std::uintptr_t>(s.top());
+  const std::uintptr_t floor = bottom > overflow_reach + page_size() ? bottom - overflow_reach - page_size() : 0;
+  if (addr < usable && addr >= floor) return true;
+  if (sp == 0 || sp >= usable) return false;
+  return addr < top && addr >= (sp > overflow_reach ? sp - overflow_reach : 0);
+}
+
+// The action gofer's handler found in place; guarded by overflow_handler_mu,
+// and read by the handler, which a change never races: a change happens only
+// while gofer's handler is not installed.
 inline struct sigaction previous_segv_action;
+inline std::mutex overflow_handler_mu;
 
 inline void overflow_signal_handler(int sig, siginfo_t* info, void* uctx) {
   running_fiber_fn hook = running_fiber_hook.load(std::memory_order_relaxed);
   fiber* f = hook != nullptr ? hook() : nullptr;
-  if (f != nullptr && f->stack.guarded) {
-    auto* addr = static_cast<char*>(info->si_addr);
-    auto* bottom = static_cast<char*>(f->stack.bottom);
-    // The guard page, or just below it: a large frame may skip the guard.
-    if (addr < bottom && addr >= bottom - 64 * 1024) report_overflow(f);
-  }
+  if (f != nullptr && is_overflow(f->stack, reinterpret_cast<std::uintptr_t>(info->si_addr),
+                                  interrupted_stack_pointer(uctx)))
+    report_overflow(f);
+  const long reporter = overflow_reporter.load(std::memory_order_relaxed);
+  // Not the reporter's own fault (a report that faults): that one goes on
+  // to the previous handler, rather than wait for itself forever.
+  if (reporter != 0 && reporter != ::syscall(SYS_gettid)) wait_for_the_report();
   const struct sigaction& prev = previous_segv_action;
   if (prev.sa_flags & SA_SIGINFO) {
     if (prev.sa_sigaction != nullptr) {
@@ -103,15 +214,21 @@ inline void overflow_signal_handler(int sig, siginfo_t* info, void* uctx) {
   ::sigaction(SIGSEGV, &dfl, nullptr);
 }
 
+// Puts gofer's handler in front of whatever handles SIGSEGV now, unless it
+// is there already. Called by every runtime as it starts, not once per
+// process: a handler installed since (a test framework's, a forked child's
+// reset to the default) would otherwise leave overflows to a bare SIGSEGV.
 inline void install_overflow_handler() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction sa{};
-    sa.sa_sigaction = &overflow_signal_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGSEGV, &sa, &previous_segv_action);
-  });
+  std::lock_guard lk(overflow_handler_mu);
+  struct sigaction current{};
+  if (::sigaction(SIGSEGV, nullptr, &current) != 0) return;
+  if ((current.sa_flags & SA_SIGINFO) != 0 && current.sa_sigaction == &overflow_signal_handler) return;
+  previous_segv_action = current;
+  struct sigaction sa{};
+  sa.sa_sigaction = &overflow_signal_handler;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGSEGV, &sa, nullptr);
 }
 
 // An alternate signal stack for the calling thread, for its lifetime.

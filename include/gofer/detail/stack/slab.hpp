@@ -5,21 +5,31 @@
 // must fit. A slab holds `stacks_per_slab` stacks in one mapping, cut lazily
 // (bump pointer) so untouched stacks cost neither RSS nor page-table memory.
 //
-// Overflow detection, two policies (options::guard_pages):
-//   - guard pages: the lowest page of every stack slot is made inaccessible, so
-//     an overflow faults at once and overflow.hpp names the fiber. With Linux
-//     >= 6.13, MADV_GUARD_INSTALL does this without splitting the mapping;
-//     older kernels need mprotect, which splits the slab into two mappings per
-//     stack and brings back the map-count ceiling (about 32k fibers). Either way
-//     it is one system call per stack carved.
-//   - canary (the default): the lowest `canary_bytes` of each stack are
-//     reserved and must stay zero (fresh anonymous memory is zero); every
-//     switch checks the zone's top 16 bytes, the first a growing stack
-//     writes. Not the whole zone: the check runs at every switch, and with
-//     many fibers each cache line it reads is a miss. An overflow that writes
-//     only zeros there, or that skips those bytes or the whole zone, goes
-//     unseen: that is the price of the default; turn guard pages on when
-//     chasing a crash. The rest of the zone is slack that keeps a small
+// Overflow detection. Each slab is laid out for one of two checks, chosen
+// when it is mapped (guard_policy, from options::guard_pages):
+//   - a guard page: the page below every stack is made inaccessible, so an
+//     overflowing frame faults at once and overflow.hpp's handler names the
+//     fiber. With Linux >= 6.13, MADV_GUARD_INSTALL does this without
+//     splitting the mapping (a page-table marker: no memory, no mapping);
+//     older kernels need mprotect, which splits the slab into two mappings
+//     per stack and brings back the map-count ceiling (about 32k fibers).
+//     Either way one system call per stack, paid when the stack is first
+//     carved and outside the slab lock; stacks are then recycled with their
+//     guards, so spawning from a warm cache pays nothing. The guard costs no
+//     resident memory: a parked fiber still holds one page. What a guard
+//     misses: a frame larger than a page whose only writes land below the
+//     guard, in the stack beneath, and that returns before its fiber next
+//     switches (a switch checks the stack pointer). Code built with
+//     -fstack-clash-protection touches a large frame page by page from the
+//     top, so it meets the guard first.
+//   - a canary: the lowest `canary_bytes` of each stack are reserved and must
+//     stay zero (fresh anonymous memory is zero). Every switch compares the
+//     stack pointer with the top of the zone, and reads the zone's top 16
+//     bytes, the first a growing stack writes. It sees an overflow only when
+//     the fiber next switches, and misses one that left no mark in those
+//     bytes (frames larger than them, that returned before the switch); the
+//     fault handler still names the fiber if the overflow runs on into
+//     memory that faults. The rest of the zone is slack that keeps a small
 //     overflow off the stack below.
 //     Slots are laid out so that a canary never has a page of its own: each
 //     slot starts `canary_bytes` below a page boundary, so its canary fills the
@@ -28,6 +38,17 @@
 //     per fiber, and a whole page per fiber on kernels that map no shared zero
 //     page for reads (some hypervisors turn it off): a parked fiber would cost
 //     two pages instead of one.
+//
+// The automatic policy (the default) guards every stack where guards are
+// light. Where only mprotect works, slabs are guarded while the mappings
+// their guards add stay within a quarter of vm.max_map_count (63 slabs of
+// 128 stacks at the default limit, counted across the process's runtimes and
+// given back when a runtime ends), and later slabs get the canary: small
+// programs get the loud check, and a million fibers still fit. Measured with
+// a million parked fibers: 4 KiB of memory each in every layout, no mapping
+// added by light guards, and 16,184 mappings in all with mprotect'd ones.
+// guard_policy::always guards every stack whatever that costs in mappings
+// (options::guard_pages).
 #pragma once
 
 #include <sys/mman.h>
@@ -90,8 +111,21 @@ inline std::pair<char*, char*> pages_of(void* lo, void* hi) noexcept {
   return {up(lo), up(hi)};
 }
 
-// Bytes at the low end of a canary-checked stack that must stay zero.
-inline constexpr std::size_t canary_bytes = 256;
+// Bytes at the low end of a canary-checked stack that must stay zero. The
+// switch's stack pointer check counts them as beyond the stack, so an
+// overflow still in progress at a switch is caught before it reaches the
+// stack below if it went less than this far: twice the 256 bytes of old. Not
+// wider: the zone takes that much of the page that holds the top of the
+// stack below (see the header), which keeps the rest, 3.5 KiB, for a parked
+// fiber's block and frames (about 2.4 KiB at most).
+inline constexpr std::size_t canary_bytes = 512;
+
+// How a runtime's stacks are protected against overflow (see the header).
+enum class guard_policy : std::uint8_t {
+  automatic,  // guards where they are light or within the mapping budget, else the canary
+  always,     // a guard on every stack, whatever it costs in mappings
+  never,      // the canary alone (tests; the layout older releases used by default)
+};
 
 // One stack: [bottom, bottom + size) is usable; with a guard the page below
 // `bottom` faults.
@@ -107,9 +141,14 @@ struct stack_slot {
   void* usable_bottom() const noexcept {
     return static_cast<char*>(bottom) + (guarded ? 0 : canary_bytes);
   }
+  // The check every switch makes: the zone's top 16 bytes, the first a
+  // growing stack writes. Not more: canary zones sit at one offset in stacks
+  // a power of two apart, so they share a few cache sets, and with many
+  // fibers every line read is a miss. Reading a word of every other line of
+  // the zone cost a switch 3 ns more among 10,000 fibers; reading the whole
+  // zone at each fiber's end cost a spawn about 300 ns.
   bool canary_intact() const noexcept {
     if (guarded) return true;
-    // The zone's top 16 bytes: a growing stack writes them first.
     auto* w = static_cast<const volatile std::uint64_t*>(bottom) + canary_bytes / 8 - 2;
     return (w[0] | w[1]) == 0;
   }
@@ -162,33 +201,92 @@ inline bool really_inaccessible(const void* addr) noexcept {
   return fault;
 }
 
-// Installs a guard on [addr, addr + len). Tries the light kernel guard first;
-// the first one is checked, because an emulator (qemu-user) or a filter may
-// accept the request and do nothing.
-inline void install_guard(void* addr, std::size_t len) noexcept {
-  static std::atomic<int> light{-1};  // -1 unknown, 0 unsupported, 1 supported
-  int state = light.load(std::memory_order_relaxed);
-  if (state != 0 && ::madvise(addr, len, MADV_GUARD_INSTALL) == 0) {
-    if (state == 1) return;
-    if (really_inaccessible(addr)) {
-      light.store(1, std::memory_order_relaxed);
-      return;
+// Whether MADV_GUARD_INSTALL works here: -1 not known yet, 0 no, 1 yes.
+// Probed once on a scratch mapping, not trusted from the kernel's version:
+// an emulator (qemu-user) or a filter may accept the request and do nothing.
+// Tests store 0 to take the path of older kernels.
+inline std::atomic<int> light_guard_state{-1};
+
+inline bool light_guards() noexcept {
+  int state = light_guard_state.load(std::memory_order_relaxed);
+  if (state < 0) {
+    // Two threads may both probe: each finds the same answer.
+    const std::size_t page = page_size();
+    const int saved = errno;
+    state = 0;
+    void* p = ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) {
+      if (::madvise(p, page, MADV_GUARD_INSTALL) == 0 && really_inaccessible(p)) state = 1;
+      ::munmap(p, 2 * page);
     }
+    errno = saved;
+    light_guard_state.store(state, std::memory_order_relaxed);
   }
-  light.store(0, std::memory_order_relaxed);
-  if (::mprotect(addr, len, PROT_NONE) != 0) fatal_out_of_memory("mprotect of a guard page");
+  return state == 1;
+}
+
+// The process's vm.max_map_count (65,530 where it cannot be read).
+inline long max_map_count() noexcept {
+  long n = 0;
+  if (std::FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+    if (std::fscanf(f, "%ld", &n) != 1) n = 0;
+    std::fclose(f);
+  }
+  return n > 0 ? n : 65530;
+}
+
+// How many more mappings mprotect'd guards may add to the process: a quarter
+// of vm.max_map_count, leaving the rest to the program, its libraries, its
+// threads' stacks and malloc's arenas. Shared by every runtime (the limit is
+// per process). Tests store 0 to see what lies beyond the budget.
+inline std::atomic<long>& split_guard_budget() noexcept {
+  static std::atomic<long> budget{max_map_count() / 4};
+  return budget;
+}
+
+// Takes n from the budget if it holds that much; `force` takes it anyway
+// (guard_policy::always), so automatic runtimes see what it used.
+inline bool take_split_budget(long n, bool force) noexcept {
+  std::atomic<long>& budget = split_guard_budget();
+  long have = budget.load(std::memory_order_relaxed);
+  do {
+    if (have < n && !force) return false;
+  } while (!budget.compare_exchange_weak(have, have - n, std::memory_order_relaxed));
+  return true;
+}
+
+inline void give_split_budget(long n) noexcept {
+  split_guard_budget().fetch_add(n, std::memory_order_relaxed);
+}
+
+// Makes the page below a newly carved stack's bottom its guard: light where
+// the kernel has light guards, else by mprotect (which splits the mapping).
+// errno is left as the caller had it (this runs inside go()).
+GOFER_NOINLINE inline void install_guard(void* bottom) noexcept {
+  const int saved = errno;
+  void* guard = static_cast<char*>(bottom) - page_size();
+  // A light guard that fails although the probe passed (a filter that
+  // refuses some calls) falls back to mprotect: a mapping the budget did not
+  // count, rather than a stack without its guard.
+  if (!light_guards() || ::madvise(guard, page_size(), MADV_GUARD_INSTALL) != 0) {
+    if (::mprotect(guard, page_size(), PROT_NONE) != 0) fatal_out_of_memory("mprotect of a guard page");
+  }
+  errno = saved;
 }
 
 // The slabs of one runtime for one stack size. Thread-safe; the per-P caches
-// (stack_cache.hpp) keep most traffic away from its lock.
+// (the scheduler's stack cache) keep most traffic away from its lock.
 class slab_allocator {
  public:
   // Stacks per slab: 128 x 256 KiB = 32 MiB per mapping, so a million default
   // fibers take about 7,800 mappings, an eighth of the default limit.
   static constexpr std::size_t stacks_per_slab = 128;
+  // What a slab whose guards split it may add to the map count: a guard and
+  // the rest of the stack above it, per stack.
+  static constexpr long split_slab_mappings = 2 * static_cast<long>(stacks_per_slab);
 
-  slab_allocator(std::size_t stack_size, bool guard)
-      : stack_size_(round_up(stack_size, page_size())), guard_(guard) {}
+  slab_allocator(std::size_t stack_size, guard_policy policy)
+      : stack_size_(round_up(stack_size, page_size())), policy_(policy) {}
   slab_allocator(const slab_allocator&) = delete;
   slab_allocator& operator=(const slab_allocator&) = delete;
   ~slab_allocator() {
@@ -197,37 +295,47 @@ class slab_allocator {
       // mapped again later for something else.
       arch::sanitizer::unpoison_stack(s.base, s.bytes);
       ::munmap(s.base, s.bytes);
+      if (s.split) give_split_budget(split_slab_mappings);
     }
   }
 
   std::size_t stack_size() const noexcept { return stack_size_; }
-  bool guarded() const noexcept { return guard_; }
+  guard_policy policy() const noexcept { return policy_; }
 
-  // A never-used stack, or a recycled one from the free list.
+  // A recycled stack from the free list, or a never-used one.
   stack_slot allocate() {
-    std::lock_guard lk(mu_);
-    if (!free_.empty()) {
-      stack_slot s = free_.back();
-      free_.pop_back();
-      return s;
+    {
+      std::lock_guard lk(mu_);
+      if (!free_.empty()) {
+        stack_slot s = free_.back();
+        free_.pop_back();
+        return s;
+      }
     }
-    return carve_locked();
+    return carve_one();
   }
 
   // Fills out[0, n) (a P cache refilling itself), which is used from the end:
   // filled from the end, so fresh stacks are used in the order they were
   // carved, upwards. Then each new fiber's canary lies in the page its
   // predecessor's stack already touched, rather than one no fiber has touched.
+  // New stacks' guards go in after the lock is dropped: each is a system call.
   void allocate_batch(stack_slot* out, std::size_t n) {
-    std::lock_guard lk(mu_);
-    for (std::size_t i = n; i-- > 0;) {
-      if (!free_.empty()) {
-        out[i] = free_.back();
-        free_.pop_back();
-      } else {
-        out[i] = carve_locked();
+    std::size_t carved = 0;  // out[0, carved): the free list ran out first
+    {
+      std::lock_guard lk(mu_);
+      for (std::size_t i = n; i-- > 0;) {
+        if (!free_.empty()) {
+          out[i] = free_.back();
+          free_.pop_back();
+        } else {
+          out[i] = carve_locked();
+          ++carved;
+        }
       }
     }
+    for (std::size_t i = 0; i < carved; ++i)
+      if (out[i].guarded) install_guard(out[i].bottom);
   }
 
   void release_batch(const stack_slot* slots, std::size_t n) {
@@ -256,11 +364,11 @@ class slab_allocator {
     if (work.empty()) return 0;
     std::sort(work.begin(), work.end(),
               [](const stack_slot& a, const stack_slot& b) { return a.bottom < b.bottom; });
-    const std::size_t stride = slot_bytes();
     for (std::size_t i = 0; i < work.size();) {
       std::size_t j = i + 1;
-      while (j < work.size() &&
-             static_cast<char*>(work[j].bottom) == static_cast<char*>(work[j - 1].bottom) + stride)
+      while (j < work.size() && work[j].guarded == work[j - 1].guarded &&
+             static_cast<char*>(work[j].bottom) ==
+                 static_cast<char*>(work[j - 1].bottom) + slot_bytes(work[j - 1].guarded))
         ++j;
       // One call for the run [i, j); with guards, the guard pages in between
       // stay guards (MADV_DONTNEED leaves light guards and PROT_NONE alone).
@@ -287,13 +395,13 @@ class slab_allocator {
     for (const auto& s : free_) idle.push_back(s.bottom);
     std::sort(idle.begin(), idle.end(), std::less<>{});
     for (auto& s : slabs_) {
-      char* p = static_cast<char*>(s.base) + first_slot_offset();
-      for (std::size_t i = 0; i < s.used; ++i, p += slot_bytes()) {
+      char* p = static_cast<char*>(s.base) + first_slot_offset(s.guarded);
+      for (std::size_t i = 0; i < s.used; ++i, p += slot_bytes(s.guarded)) {
         stack_slot slot;
-        slot.bottom = p + (guard_ ? page_size() : 0);
+        slot.bottom = p + (s.guarded ? page_size() : 0);
         if (std::binary_search(idle.begin(), idle.end(), slot.bottom, std::less<>{})) continue;
         slot.size = stack_size_;
-        slot.guarded = guard_;
+        slot.guarded = s.guarded;
         f(slot);
       }
     }
@@ -313,40 +421,75 @@ class slab_allocator {
     void* base;
     std::size_t bytes;
     std::size_t used;  // stacks carved so far
+    bool guarded;      // laid out for guards, else for canaries
+    bool split;        // its guards are mprotect'd and hold budget
   };
 
-  std::size_t slot_bytes() const noexcept { return stack_size_ + (guard_ ? page_size() : 0); }
+  std::size_t slot_bytes(bool guarded) const noexcept {
+    return stack_size_ + (guarded ? page_size() : 0);
+  }
   // Where the first slot starts in its slab: page-aligned behind a guard,
   // else `canary_bytes` below the first page boundary, so that every canary
   // shares a page with the top of the stack below it (see the header).
-  std::size_t first_slot_offset() const noexcept {
-    return guard_ ? 0 : page_size() - canary_bytes;
+  std::size_t first_slot_offset(bool guarded) const noexcept {
+    return guarded ? 0 : page_size() - canary_bytes;
   }
   // The last slot's top then reaches into one more page.
-  std::size_t slab_bytes() const noexcept {
-    return slot_bytes() * stacks_per_slab + (guard_ ? 0 : page_size());
+  std::size_t slab_bytes(bool guarded) const noexcept {
+    return slot_bytes(guarded) * stacks_per_slab + (guarded ? 0 : page_size());
+  }
+
+  // The policy's choice for a new slab (see the header).
+  slab new_slab_layout() const noexcept {
+    slab s{nullptr, 0, 0, false, false};
+    switch (policy_) {
+      case guard_policy::never:
+        break;
+      case guard_policy::always:
+        s.guarded = true;
+        s.split = !light_guards() && take_split_budget(split_slab_mappings, true);
+        break;
+      case guard_policy::automatic:
+        if (light_guards()) {
+          s.guarded = true;
+        } else if (take_split_budget(split_slab_mappings, false)) {
+          s.guarded = s.split = true;
+        }
+        break;
+    }
+    return s;
+  }
+
+  // Out of line, and not under the lock while the guard goes in (a system
+  // call). Kept out of allocate(), which spawn() inlines: with this in it,
+  // the compiler passed the stack a spawn takes from its cache through
+  // memory, and spawn_join took 9 ns longer.
+  GOFER_NOINLINE stack_slot carve_one() {
+    stack_slot s;
+    {
+      std::lock_guard lk(mu_);
+      s = carve_locked();
+    }
+    if (s.guarded) install_guard(s.bottom);
+    return s;
   }
 
   stack_slot carve_locked() {
     if (slabs_.empty() || slabs_.back().used == stacks_per_slab) {
-      std::size_t bytes = slab_bytes();
-      void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-      if (p == MAP_FAILED) fatal_out_of_memory("mmap of a stack slab");
-      slabs_.push_back({p, bytes, 0});
+      slab fresh = new_slab_layout();
+      fresh.bytes = slab_bytes(fresh.guarded);
+      fresh.base = ::mmap(nullptr, fresh.bytes, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (fresh.base == MAP_FAILED) fatal_out_of_memory("mmap of a stack slab");
+      slabs_.push_back(fresh);
     }
     slab& s = slabs_.back();
-    char* slot = static_cast<char*>(s.base) + first_slot_offset() + s.used * slot_bytes();
+    char* slot = static_cast<char*>(s.base) + first_slot_offset(s.guarded) + s.used * slot_bytes(s.guarded);
     ++s.used;
     ++carved_;
     stack_slot out;
-    if (guard_) {
-      install_guard(slot, page_size());
-      out.bottom = slot + page_size();
-      out.guarded = true;
-    } else {
-      out.bottom = slot;
-    }
+    out.bottom = slot + (s.guarded ? page_size() : 0);
+    out.guarded = s.guarded;  // the guard itself goes in once the lock is dropped
     out.size = stack_size_;
     out.trimmed = true;  // never touched yet
     return out;
@@ -354,31 +497,30 @@ class slab_allocator {
 
   std::mutex mu_;
   std::size_t stack_size_;
-  bool guard_;
+  guard_policy policy_;
   std::vector<slab> slabs_;       // guarded by mu_
   std::vector<stack_slot> free_;  // guarded by mu_
   std::size_t carved_ = 0;        // guarded by mu_
 };
 
 // A stack of a non-default size: its own mapping (rare, so the map count is
-// not a concern), unmapped on release.
-inline stack_slot allocate_own_stack(std::size_t size, bool guard) {
+// not a concern, but an mprotect'd guard still takes one from the budget),
+// unmapped on release.
+inline stack_slot allocate_own_stack(std::size_t size, guard_policy policy) {
   size = round_up(size, page_size());
-  std::size_t bytes = size + (guard ? page_size() : 0);
+  stack_slot s;
+  if (policy == guard_policy::always || policy == guard_policy::automatic) {
+    s.guarded = light_guards() || take_split_budget(1, policy == guard_policy::always);
+  }
+  std::size_t bytes = size + (s.guarded ? page_size() : 0);
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) fatal_out_of_memory("mmap of a fiber stack");
-  stack_slot s;
-  if (guard) {
-    install_guard(p, page_size());
-    s.bottom = static_cast<char*>(p) + page_size();
-    s.guarded = true;
-  } else {
-    s.bottom = p;
-  }
+  s.bottom = static_cast<char*>(p) + (s.guarded ? page_size() : 0);
   s.size = size;
   s.own_mapping = true;
   s.trimmed = true;
+  if (s.guarded) install_guard(s.bottom);
   return s;
 }
 
@@ -386,6 +528,7 @@ inline void free_own_stack(const stack_slot& s) noexcept {
   char* base = static_cast<char*>(s.bottom) - (s.guarded ? page_size() : 0);
   arch::sanitizer::unpoison_stack(s.bottom, s.size);
   ::munmap(base, s.size + (s.guarded ? page_size() : 0));
+  if (s.guarded && !light_guards()) give_split_budget(1);
 }
 
 }  // namespace gofer::detail
