@@ -224,9 +224,12 @@ TEST_CASE("without light guards, stacks are guarded within the mapping budget an
     }
     CHECK(guarded == 2 * per_slab);
     CHECK(gofer::detail::split_guard_budget().load() == 0);
-    // Each guard split its slab: what the budget counted, and no more.
+    // Each guard split its slab: what the budget counted, and no more. The
+    // slack is for mappings made meanwhile by others (a sanitizer's runtime
+    // maps memory of its own); it is far below the two per stack that
+    // guarding the canary slabs too would add.
     const auto grew = static_cast<long>(count_mappings()) - static_cast<long>(before);
-    CHECK(grew <= static_cast<long>(2 * guarded + 8));
+    CHECK(grew <= static_cast<long>(2 * guarded + 32));
     CHECK(grew >= static_cast<long>(guarded));
 
     // guard_policy::always guards beyond the budget, and takes from it, so
@@ -242,9 +245,12 @@ TEST_CASE("a stack of its own size is guarded by the same policy", "[stack]") {
   using gofer::detail::allocate_own_stack;
   using gofer::detail::free_own_stack;
   guard_state_scope restore;
-  stack_slot light = allocate_own_stack(100 * 1024, guard_policy::automatic);
-  CHECK(light.guarded == gofer::detail::light_guards());
-  free_own_stack(light);
+  // Guarded either way while the budget lasts: by a light guard where the
+  // kernel has them, else by splitting the mapping.
+  stack_slot fresh = allocate_own_stack(100 * 1024, guard_policy::automatic);
+  CHECK(fresh.guarded);
+  CHECK(gofer::detail::really_inaccessible(static_cast<char*>(fresh.bottom) - 1));
+  free_own_stack(fresh);
   as_old_kernel(0);
   gofer::detail::split_guard_budget().store(1);
   stack_slot split = allocate_own_stack(100 * 1024, guard_policy::automatic);
@@ -345,9 +351,13 @@ TEST_CASE("trim_free returns idle stacks' memory", "[stack]") {
 namespace {
 // 1 KiB frames, one per level: not inlined into one another (that makes
 // frames of several KiB), and not a tail call (that makes none).
+// The frame's address escapes (an empty asm that may read it), so no
+// compiler can turn the recursion into a loop: clang does that with an
+// accumulating recursion whose locals the callee cannot see.
 GOFER_NOINLINE int recurse(int depth) {
   volatile char pad[1024];
   pad[0] = static_cast<char>(depth);
+  asm volatile("" : : "r"(pad) : "memory");
   if (depth == 0) return pad[0];
   return recurse(depth - 1) + pad[0];
 }
