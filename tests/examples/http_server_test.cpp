@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <gofer/gofer.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -227,6 +228,67 @@ TEST_CASE("http: shutdown finishes requests in flight, closes idle ones, refuses
     CHECK(r.head.find("Connection: close") != std::string::npos);
     CHECK(closed_by_server(busy));
     CHECK_THROWS_AS(gofer::net::dial(addr), std::system_error);
+  });
+}
+
+TEST_CASE("http: past the grace period serve() returns, though a handler ignores its context",
+          "[http]") {
+  std::atomic<bool> handler_done{false};
+  gofer::run(
+      [&] {
+        auto l = gofer::net::listener::listen("127.0.0.1:0");
+        const std::string addr = "127.0.0.1:" + std::to_string(l.port());
+        auto [ctx, cancel] = gofer::with_cancel(gofer::context::background());
+        http::server_options opt;
+        opt.shutdown_grace = 200ms;
+        // Waits on neither its context nor its connection.
+        auto srv = std::make_unique<http::server>(
+            opt, [&](const http::request&, const gofer::context&) {
+              gofer::this_fiber::sleep_for(3s);
+              handler_done = true;
+              return http::reply{200, "OK", "text/plain", "late\n"};
+            });
+        std::size_t cut = 0;
+        gofer::chan<> served(1);
+        gofer::go([&, ctx = ctx] {
+          cut = srv->serve(l, ctx);
+          served.send({});
+        });
+        auto c = connect(addr);
+        c.write(hello_request);
+        REQUIRE(gofer::test::eventually([&] { return srv->requests() == 1; }));
+        const auto t0 = std::chrono::steady_clock::now();
+        cancel();
+        CHECK(closed_by_server(c));
+        REQUIRE(gofer::select(gofer::on_recv(served), gofer::on_timeout(10s)) == 0);
+        const auto took = std::chrono::steady_clock::now() - t0;
+        CHECK(took >= 200ms);
+        CHECK(took < 2s);  // not the handler's 3 s
+        CHECK(cut == 1);
+        CHECK_FALSE(handler_done);
+        // The server goes while its handler still runs: what the handler's
+        // fiber uses is its own. Wait for it to finish (and its connection's
+        // fiber, and the one that waited for it), so that this run ends with
+        // no fiber left asleep.
+        srv.reset();
+        CHECK(gofer::test::eventually([&] { return handler_done.load(); }));
+        CHECK(gofer::test::eventually([] { return gofer::num_fibers() == 1; }));
+      },
+      {.procs = 2});
+}
+
+TEST_CASE("http: a handler that waits on its context ends when the grace period does", "[http]") {
+  http::server_options opt;
+  opt.shutdown_grace = 200ms;
+  with_server(opt, [](const std::string& addr, http::server& srv, auto& cancel) {
+    auto slow = connect(addr);
+    slow.write(std::string_view("GET /slow?ms=30000 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    REQUIRE(gofer::test::eventually([&] { return srv.requests() == 1; }));
+    cancel();
+    CHECK(closed_by_server(slow));
+    // /slow waits on its context: its connection's fiber ends with it, not
+    // 30 s later.
+    CHECK(gofer::test::eventually([&] { return srv.connections() == 0; }, 5s));
   });
 }
 
