@@ -152,6 +152,7 @@ class server_core : public std::enable_shared_from_this<server_core> {
     // only once a read has left a request incomplete, so the usual request
     // that arrives whole costs no deadline of its own.
     bool header_deadline_set = false;
+    bool continue_sent = false;  // "100 Continue" went out for the request being read
     // Small, and on the stack rather than in `in`: an idle connection's
     // memory is mostly the stack pages its fiber has touched, and a typical
     // request fits in one read of this size anyway.
@@ -160,6 +161,17 @@ class server_core : public std::enable_shared_from_this<server_core> {
       std::size_t consumed = 0;
       parse_status st = parse_into(in, opt_.parse, req, consumed);
       if (st == parse_status::incomplete) {
+        // Its headers are in and acceptable, and the client waits for this
+        // before it sends the body (RFC 9110 §10.1.1). Go sends it when the
+        // handler first reads the body; this server reads every body before
+        // its handler runs, so it sends it now, behind any answers to
+        // pipelined requests before it. A request whose body came along
+        // anyway needs none, and one refused on its headers got its final
+        // status instead.
+        if (req.expect_continue && !continue_sent) {
+          out += "HTTP/1.1 100 Continue\r\n\r\n";
+          continue_sent = true;
+        }
         // Answers to pipelined requests go out together, once no whole
         // request is left to answer.
         if (!out.empty()) {
@@ -179,18 +191,22 @@ class server_core : public std::enable_shared_from_this<server_core> {
       }
       if (st != parse_status::complete) {
         append_response(out, status_code(st), reason(status_code(st)), "text/plain",
-                        std::string(reason(status_code(st))) + "\n", false, false);
+                        std::string(reason(status_code(st))) + "\n", false, false, false);
         c.write(out);
         return;  // what follows a malformed request cannot be trusted
       }
       in.erase(0, consumed);
       header_deadline_set = false;
+      continue_sent = false;
       requests_.fetch_add(1);
       reply rep = handle_ ? handle_(req, handler_ctx_) : route(req, handler_ctx_);
       // Decided after the handler ran: a shutdown that began meanwhile makes
       // this the connection's last answer (as Go's Server.Shutdown does).
       const bool keep = req.keep_alive && !shutting_down_.load();
-      append_response(out, rep.code, rep.reason, rep.type, rep.body, keep, req.method == "HEAD");
+      // HTTP/1.0 closes after each answer unless the answer says otherwise.
+      const bool say_keep_alive = keep && req.minor_version == 0;
+      append_response(out, rep.code, rep.reason, rep.type, rep.body, keep, say_keep_alive,
+                      req.method == "HEAD");
       if (!keep) {
         c.write(out);
         return;
@@ -257,7 +273,8 @@ class server_core : public std::enable_shared_from_this<server_core> {
   }
 
   static void append_response(std::string& out, int code, std::string_view reason,
-                              std::string_view type, std::string_view body, bool keep, bool head) {
+                              std::string_view type, std::string_view body, bool keep,
+                              bool say_keep_alive, bool head) {
     char num[24];
     out += "HTTP/1.1 ";
     out.append(num, std::to_chars(num, num + sizeof num, code).ptr);
@@ -271,6 +288,7 @@ class server_core : public std::enable_shared_from_this<server_core> {
     out.append(num, std::to_chars(num, num + sizeof num, body.size()).ptr);
     out += "\r\n";
     if (!keep) out += "Connection: close\r\n";
+    if (say_keep_alive) out += "Connection: keep-alive\r\n";
     out += "\r\n";
     if (!head) out += body;
   }

@@ -95,6 +95,19 @@ gofer::net::conn connect(const std::string& addr) {
   return c;
 }
 
+// Reads exactly n bytes, or fewer if the connection ends first.
+std::string read_n(gofer::net::conn& c, std::size_t n) {
+  std::string s(n, '\0');
+  std::size_t got = 0;
+  while (got < n) {
+    std::size_t k = c.read(std::span<char>(s.data() + got, n - got));
+    if (k == 0) break;
+    got += k;
+  }
+  s.resize(got);
+  return s;
+}
+
 }  // namespace
 
 TEST_CASE("http: GET / answers the hello over keep-alive, several times", "[http]") {
@@ -292,6 +305,48 @@ TEST_CASE("http: a handler that waits on its context ends when the grace period 
   });
 }
 
+TEST_CASE("http: Expect: 100-continue is answered before the body is read", "[http]") {
+  with_server({}, [](const std::string& addr, http::server&, auto&) {
+    auto c = connect(addr);
+    c.write(std::string_view(
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+    // The client waits for this before it sends the body: it must come now,
+    // not when the header timeout cuts the connection.
+    const std::string interim = "HTTP/1.1 100 Continue\r\n\r\n";
+    CHECK(read_n(c, interim.size()) == interim);
+    c.write(std::string_view("hello"));
+    std::string pending;
+    response r = read_response(c, pending);
+    CHECK(r.status == 405);  // the example takes no POST, but has read its body
+    CHECK(r.head.find("Connection: close") == std::string::npos);
+    // The body was consumed whole: the connection serves the next request.
+    c.write(hello_request);
+    r = read_response(c, pending);
+    CHECK(r.status == 200);
+    CHECK(r.body == "Hello, World!");
+  });
+}
+
+TEST_CASE("http: HTTP/1.0 keep-alive is kept, and the answer says so", "[http]") {
+  with_server({}, [](const std::string& addr, http::server&, auto&) {
+    auto c = connect(addr);
+    std::string pending;
+    for (int i = 0; i < 2; ++i) {
+      c.write(std::string_view("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+      response r = read_response(c, pending);
+      CHECK(r.status == 200);
+      CHECK(r.body == "Hello, World!");
+      // Without it an HTTP/1.0 client takes the connection as closing.
+      CHECK(r.head.find("\r\nConnection: keep-alive\r\n") != std::string::npos);
+    }
+    c.write(std::string_view("GET / HTTP/1.0\r\n\r\n"));
+    response r = read_response(c, pending);
+    CHECK(r.status == 200);
+    CHECK(r.head.find("keep-alive") == std::string::npos);
+    CHECK(closed_by_server(c));
+  });
+}
+
 // ---- The parser alone ---------------------------------------------------------
 
 TEST_CASE("http parser: a complete request, its headers and body", "[http]") {
@@ -322,6 +377,37 @@ TEST_CASE("http parser: keep-alive follows the version and Connection", "[http]"
   CHECK_FALSE(http::parse("GET / HTTP/1.0\r\n\r\n").req.keep_alive);
   CHECK(http::parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").req.keep_alive);
   CHECK_FALSE(http::parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").req.keep_alive);
+}
+
+TEST_CASE("http parser: Expect: 100-continue is seen once the headers are whole, in 1.1",
+          "[http]") {
+  using ps = http::parse_status;
+  const http::limits lim;
+  http::request req;  // reused, as the server does
+  std::size_t consumed = 0;
+  // The headers are whole, the body is not: the client waits for a go-ahead.
+  CHECK(http::parse_into(
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-Continue\r\n\r\n",
+            lim, req, consumed) == ps::incomplete);
+  CHECK(req.expect_continue);
+  // The headers are not whole yet.
+  CHECK(http::parse_into("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n",
+                         lim, req, consumed) == ps::incomplete);
+  CHECK_FALSE(req.expect_continue);
+  // HTTP/1.0: the expectation is ignored (RFC 9110 §10.1.1).
+  CHECK(http::parse_into("POST / HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", lim,
+                         req, consumed) == ps::incomplete);
+  CHECK_FALSE(req.expect_continue);
+  // No body: nothing to wait for.
+  CHECK(http::parse_into(
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n",
+            lim, req, consumed) == ps::complete);
+  CHECK_FALSE(req.expect_continue);
+  // A body too large gets its final status instead.
+  CHECK(http::parse_into(
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9999999\r\nExpect: 100-continue\r\n\r\n",
+            lim, req, consumed) == ps::body_too_large);
+  CHECK_FALSE(req.expect_continue);
 }
 
 TEST_CASE("http parser: what request smuggling relies on is refused", "[http]") {
