@@ -462,6 +462,38 @@ TEST_CASE("bad addresses are rejected with a message naming them", "[net]") {
   }
 }
 
+TEST_CASE("a port that is not a number in 0..65535 is rejected and not wrapped", "[net]") {
+  // getaddrinfo reads the port with strtoul and keeps its low 16 bits:
+  // ":99999" would listen on 34463 and ":-1" on 65535. Go's net says
+  // "invalid port" for each.
+  for (const char* a : {"127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:+80",
+                        "127.0.0.1: 80", "127.0.0.1:18446744073709551617", "[::1]:99999",
+                        ":70000"}) {
+    INFO(a);
+    try {
+      gofer::net::listener::listen(a);
+      FAIL("listened");
+    } catch (const std::system_error& e) {
+      CHECK(e.code() == std::errc::invalid_argument);
+      CHECK(std::string(e.what()).find(std::string(a) + ": invalid port") != std::string::npos);
+    }
+    try {
+      gofer::net::dial(a);
+      FAIL("dialled");
+    } catch (const std::system_error& e) {
+      CHECK(e.code() == std::errc::invalid_argument);
+    }
+  }
+  // The bounds themselves are ports, leading zeros allowed, as in Go (65535
+  // may be taken on this machine: in use is fine, invalid is not).
+  CHECK(gofer::net::listener::listen("127.0.0.1:00000").port() != 0);
+  try {
+    gofer::net::listener::listen("127.0.0.1:65535");
+  } catch (const std::system_error& e) {
+    CHECK(e.code() != std::errc::invalid_argument);
+  }
+}
+
 TEST_CASE("plain threads and fibers talk over sockets in both directions", "[net]") {
   gofer::run(
       [] {

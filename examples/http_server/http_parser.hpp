@@ -32,6 +32,11 @@ struct request {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   bool keep_alive = true;
+  // The client sent "Expect: 100-continue" in HTTP/1.1 with a body, and waits
+  // for "100 Continue" before sending that body. Set as soon as the headers
+  // are whole and acceptable, also while parse_into still says incomplete;
+  // an HTTP/1.0 request's expectation is ignored, as RFC 9110 §10.1.1 says.
+  bool expect_continue = false;
 
   // The first header named `name` (case-insensitive), or null.
   const std::string* header(std::string_view name) const;
@@ -164,6 +169,7 @@ inline parse_status parse_into(std::string_view buf, const limits& lim, request&
                                std::size_t& consumed) {
   consumed = 0;
   req.headers.clear();
+  req.expect_continue = false;
   // RFC 9112 §2.2: a server should ignore empty lines before a request line.
   std::size_t start = 0;
   while (start + 1 < buf.size() && buf[start] == '\r' && buf[start + 1] == '\n') start += 2;
@@ -221,6 +227,7 @@ inline parse_status parse_into(std::string_view buf, const limits& lim, request&
   bool have_host = false;
   bool chunked_or_other_coding = false;
   std::string_view connection;
+  std::string_view expect;
   while (!rest.empty()) {
     if (!next_line(rest, line)) return parse_status::bad_request;
     if (line.front() == ' ' || line.front() == '\t')
@@ -250,6 +257,8 @@ inline parse_status parse_into(std::string_view buf, const limits& lim, request&
       have_host = true;
     } else if (detail::iequals(name, "connection")) {
       connection = value;
+    } else if (detail::iequals(name, "expect")) {
+      expect = value;
     }
     req.headers.emplace_back(name, value);
   }
@@ -261,6 +270,8 @@ inline parse_status parse_into(std::string_view buf, const limits& lim, request&
   }
   if (!detail::known_method(method)) return parse_status::not_implemented;
   if (length > lim.max_body_bytes) return parse_status::body_too_large;
+  req.expect_continue =
+      req.minor_version >= 1 && length > 0 && detail::lists_token(expect, "100-continue");
 
   std::size_t body_at = end + 4;
   if (buf.size() - body_at < length) return parse_status::incomplete;

@@ -3,12 +3,15 @@
 //
 // Routes: "/" answers "Hello, World!" (13 bytes); "/slow" sleeps (?ms=N, 1000
 // by default) to show that a slow request holds up nobody else; "/stats"
-// reports fibers, open connections and requests served.
+// reports fibers, open connections and requests served. A server may be given
+// its own handler instead.
 //
-// Shutdown (Go's Server.Shutdown): cancelling the serve context closes the
-// listener, closes idle connections, lets requests in flight finish and
-// answers them with "Connection: close", and force-closes what is left after
-// the grace period.
+// Shutdown (Go's Server.Shutdown, then Server.Close): cancelling the serve
+// context closes the listener, closes idle connections, lets requests in
+// flight finish and answers them with "Connection: close". Once the grace
+// period is over it closes every connection left, cancels the context its
+// handlers were given, and returns at once, as Go's Shutdown returns when its
+// context expires: a handler still running does not hold up the program's end.
 #pragma once
 
 #include <atomic>
@@ -16,10 +19,13 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <gofer/gofer.hpp>
 #include <list>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 
 #include "http_parser.hpp"
 
@@ -33,33 +39,54 @@ struct server_options {
   // How long a keep-alive connection may sit between requests.
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds write_timeout{10000};
+  // How long shutdown lets requests in flight finish before it closes their
+  // connections and returns.
   std::chrono::milliseconds shutdown_grace{5000};
 };
 
-class server {
- public:
-  explicit server(server_options o = {}) : opt_(o) {}
+// A handler's answer. The server adds Date, Content-Type, Content-Length and,
+// where it applies, Connection.
+struct reply {
+  int code;
+  const char* reason;
+  const char* type;
+  std::string body;
+};
 
-  // Accepts on l until ctx is cancelled, then shuts down as described above
-  // and returns once every connection is closed.
-  void serve(gofer::net::listener& l, const gofer::context& ctx) {
-    gofer::wait_group conns, acceptor;
+// Answers one request. The context is cancelled when shutdown's grace period
+// ends and the request's connection is closed under it (Go's Request.Context
+// after Server.Close): a handler that waits should wait on it too.
+using handler = std::function<reply(const request&, const gofer::context&)>;
+
+// The server itself; `server` below is its handle. Every fiber it starts
+// holds a reference to it rather than a pointer: a handler left running after
+// serve() returns (one that ignores its context) still finds everything it
+// touches alive, even once the handle is gone.
+class server_core : public std::enable_shared_from_this<server_core> {
+ public:
+  server_core(server_options o, handler h) : opt_(o), handle_(std::move(h)) {
+    std::tie(handler_ctx_, cancel_handlers_) = gofer::with_cancel(gofer::context::background());
+  }
+
+  std::size_t serve(gofer::net::listener& l, const gofer::context& ctx) {
+    std::shared_ptr<server_core> self = shared_from_this();
+    gofer::wait_group acceptor;
     acceptor.add(1);
-    gofer::go([&] {
+    gofer::go([&l, &acceptor, self] {
       for (;;) {
         gofer::net::conn c;
         try {
           c = l.accept();
         } catch (const std::system_error&) {
-          if (shutting_down_.load()) break;
+          if (self->shutting_down_.load()) break;
           // Out of descriptors and the like: back off briefly, as Go does.
           gofer::this_fiber::sleep_for(std::chrono::milliseconds(5));
           continue;
         }
-        conns.add(1);
-        gofer::go([this, &conns, c = std::move(c)]() mutable {
-          serve_conn(c);
-          conns.done();
+        self->conn_fibers_.add(1);
+        gofer::go([self, c = std::move(c)]() mutable {
+          self->serve_conn(c);
+          self->conn_fibers_.done();
         });
       }
       acceptor.done();
@@ -69,16 +96,22 @@ class server {
     l.close();
     acceptor.wait();
     close_idle();
-    // Let requests in flight finish, within the grace period.
+    // Let requests in flight finish, within the grace period. The fiber that
+    // waits for them owns what it uses: if the grace runs out it is left
+    // waiting, parked on the wait group until the last handler returns or
+    // the program ends.
     gofer::chan<> drained(1);
-    gofer::go([&] {
-      conns.wait();
+    gofer::go([self, drained] {
+      self->conn_fibers_.wait();
       drained.send({});
     });
-    if (gofer::select(gofer::on_recv(drained), gofer::on_timeout(opt_.shutdown_grace)) != 0) {
-      close_all();
-      drained.recv();
-    }
+    if (gofer::select(gofer::on_recv(drained), gofer::on_timeout(opt_.shutdown_grace)) == 0)
+      return 0;
+    // Closing wakes every fiber blocked on its socket, and cancelling the
+    // handlers' context wakes every handler that waits on it; one that waits
+    // on neither (a computation, a plain sleep) is not waited for here, as
+    // Go's Shutdown does not wait past its deadline.
+    return close_all();
   }
 
   std::int64_t connections() const { return open_.load(); }
@@ -119,6 +152,7 @@ class server {
     // only once a read has left a request incomplete, so the usual request
     // that arrives whole costs no deadline of its own.
     bool header_deadline_set = false;
+    bool continue_sent = false;  // "100 Continue" went out for the request being read
     // Small, and on the stack rather than in `in`: an idle connection's
     // memory is mostly the stack pages its fiber has touched, and a typical
     // request fits in one read of this size anyway.
@@ -127,6 +161,17 @@ class server {
       std::size_t consumed = 0;
       parse_status st = parse_into(in, opt_.parse, req, consumed);
       if (st == parse_status::incomplete) {
+        // Its headers are in and acceptable, and the client waits for this
+        // before it sends the body (RFC 9110 §10.1.1). Go sends it when the
+        // handler first reads the body; this server reads every body before
+        // its handler runs, so it sends it now, behind any answers to
+        // pipelined requests before it. A request whose body came along
+        // anyway needs none, and one refused on its headers got its final
+        // status instead.
+        if (req.expect_continue && !continue_sent) {
+          out += "HTTP/1.1 100 Continue\r\n\r\n";
+          continue_sent = true;
+        }
         // Answers to pipelined requests go out together, once no whole
         // request is left to answer.
         if (!out.empty()) {
@@ -146,18 +191,22 @@ class server {
       }
       if (st != parse_status::complete) {
         append_response(out, status_code(st), reason(status_code(st)), "text/plain",
-                        std::string(reason(status_code(st))) + "\n", false, false);
+                        std::string(reason(status_code(st))) + "\n", false, false, false);
         c.write(out);
         return;  // what follows a malformed request cannot be trusted
       }
       in.erase(0, consumed);
       header_deadline_set = false;
+      continue_sent = false;
       requests_.fetch_add(1);
-      reply rep = handle(req);
+      reply rep = handle_ ? handle_(req, handler_ctx_) : route(req, handler_ctx_);
       // Decided after the handler ran: a shutdown that began meanwhile makes
       // this the connection's last answer (as Go's Server.Shutdown does).
       const bool keep = req.keep_alive && !shutting_down_.load();
-      append_response(out, rep.code, rep.reason, rep.type, rep.body, keep, req.method == "HEAD");
+      // HTTP/1.0 closes after each answer unless the answer says otherwise.
+      const bool say_keep_alive = keep && req.minor_version == 0;
+      append_response(out, rep.code, rep.reason, rep.type, rep.body, keep, say_keep_alive,
+                      req.method == "HEAD");
       if (!keep) {
         c.write(out);
         return;
@@ -173,14 +222,8 @@ class server {
     }
   }
 
-  struct reply {
-    int code;
-    const char* reason;
-    const char* type;
-    std::string body;
-  };
-
-  reply handle(const request& req) {
+  // The example's routes.
+  reply route(const request& req, const gofer::context& ctx) {
     std::string_view path = req.target;
     std::string_view query;
     if (auto q = path.find('?'); q != std::string_view::npos) {
@@ -195,7 +238,10 @@ class server {
       if (query.substr(0, 3) == "ms=")
         ms = std::strtol(std::string(query.substr(3)).c_str(), nullptr, 10);
       if (ms < 0 || ms > 60000) ms = 1000;
-      gofer::this_fiber::sleep_for(std::chrono::milliseconds(ms));
+      // Its connection closed under it, nobody is left to answer.
+      if (gofer::select(gofer::on_recv(ctx.done()),
+                        gofer::on_timeout(std::chrono::milliseconds(ms))) == 0)
+        return {503, "Service Unavailable", "text/plain", "shutting down\n"};
       return {200, "OK", "text/plain", "slow\n"};
     }
     if (path == "/stats") {
@@ -227,7 +273,8 @@ class server {
   }
 
   static void append_response(std::string& out, int code, std::string_view reason,
-                              std::string_view type, std::string_view body, bool keep, bool head) {
+                              std::string_view type, std::string_view body, bool keep,
+                              bool say_keep_alive, bool head) {
     char num[24];
     out += "HTTP/1.1 ";
     out.append(num, std::to_chars(num, num + sizeof num, code).ptr);
@@ -241,6 +288,7 @@ class server {
     out.append(num, std::to_chars(num, num + sizeof num, body.size()).ptr);
     out += "\r\n";
     if (!keep) out += "Connection: close\r\n";
+    if (say_keep_alive) out += "Connection: keep-alive\r\n";
     out += "\r\n";
     if (!head) out += body;
   }
@@ -269,17 +317,53 @@ class server {
       if (e.idle) e.c->close();
   }
 
-  void close_all() {
-    std::lock_guard lk(mu_);
-    for (auto& e : conns_) e.c->close();
+  // Closes every connection left and cancels the handlers' context; how
+  // many connections it closed.
+  std::size_t close_all() {
+    std::size_t n = 0;
+    {
+      std::lock_guard lk(mu_);
+      for (auto& e : conns_) {
+        e.c->close();
+        ++n;
+      }
+    }
+    cancel_handlers_();
+    return n;
   }
 
-  server_options opt_;
+  const server_options opt_;
+  const handler handle_;           // empty: route()
+  gofer::context handler_ctx_;     // what handlers are given: cancelled by close_all
+  gofer::cancel_func cancel_handlers_;
+  gofer::wait_group conn_fibers_;  // one per connection, done when its fiber ends
   gofer::mutex mu_;
   std::list<conn_entry> conns_;  // guarded by mu_
   std::atomic<bool> shutting_down_{false};
   std::atomic<std::int64_t> open_{0};
   std::atomic<std::int64_t> requests_{0};
+};
+
+class server {
+ public:
+  // Without a handler, the example's own routes (see the top of the file).
+  explicit server(server_options o = {}, handler h = {})
+      : core_(std::make_shared<server_core>(o, std::move(h))) {}
+
+  // Accepts on l until ctx is cancelled, then shuts down as described above.
+  // Returns once every connection is closed, or when the grace period is
+  // over, whichever comes first; then, how many connections were still open
+  // with a request in flight and had to be cut off (0 when all finished in
+  // time).
+  std::size_t serve(gofer::net::listener& l, const gofer::context& ctx) {
+    return core_->serve(l, ctx);
+  }
+
+  std::int64_t connections() const { return core_->connections(); }
+  std::int64_t requests() const { return core_->requests(); }
+
+ private:
+  std::shared_ptr<server_core> core_;
 };
 
 }  // namespace http

@@ -100,7 +100,8 @@ inline std::string format(const sockaddr* sa) {
   return "?";
 }
 
-// Splits "host:port", "[v6]:port" or ":port" (Go's net.SplitHostPort).
+// Splits "host:port", "[v6]:port" or ":port" (Go's net.SplitHostPort), and
+// checks the port.
 inline void split_host_port(std::string_view address, std::string& host, std::string& port) {
   auto bad = [&](const char* why) {
     throw std::system_error(std::make_error_code(std::errc::invalid_argument),
@@ -120,6 +121,15 @@ inline void split_host_port(std::string_view address, std::string& host, std::st
     port = std::string(address.substr(colon + 1));
   }
   if (port.empty()) bad("missing port");
+  // A decimal number in 0..65535, as Go's parsePort takes it. getaddrinfo
+  // would read it with strtoul and keep the low 16 bits: ":99999" would
+  // listen on 34463, ":-1" on 65535.
+  unsigned long n = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') bad("invalid port");
+    n = n * 10 + static_cast<unsigned long>(c - '0');
+    if (n > 65535) bad("invalid port");
+  }
 }
 
 // Resolves an address to every address it names, in getaddrinfo's order of
@@ -379,7 +389,9 @@ class listener : public detail::socket_base {
   listener& operator=(listener&&) noexcept = default;
 
   // "127.0.0.1:8080", "[::1]:0", ":8080" (every address), "localhost:0".
-  // Port 0 picks a free port; port() says which.
+  // Port 0 picks a free port; port() says which. A malformed address, a port
+  // that is not a decimal number in 0..65535, or a host that does not
+  // resolve throws errc::invalid_argument.
   static listener listen(std::string_view address, int backlog = SOMAXCONN) {
     detail::sock_addr a = detail::resolve(address, true);
     int fd = ::socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
