@@ -182,8 +182,12 @@ class runtime {
   // Stops the workers, each as soon as the fiber it is running parks or
   // finishes, then abandons every fiber still alive, as Go abandons goroutines
   // when main returns: fibers that never started have their callables
-  // destroyed; started ones are dropped without unwinding. Nothing may wake
-  // such a fiber afterwards.
+  // destroyed; started ones are dropped without unwinding, whatever they wait
+  // on (a sleep, a timer or ticker, a select's timeout, a context, a socket,
+  // a lock or channel). Pending timers never fire, an after_func's function
+  // is destroyed unrun. A blocking() call in flight runs to its end on its
+  // helper thread, and its result is dropped. Nothing may wake such a fiber
+  // afterwards.
   ~runtime() = default;
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;

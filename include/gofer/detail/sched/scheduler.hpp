@@ -165,36 +165,101 @@ class runtime_impl {
   // destroyed, started fibers' frames are dropped without unwinding (as Go
   // abandons goroutines when main returns). Waking such a fiber afterwards
   // (a wait_group it waits on, done() from a thread) is undefined.
+  //
+  // What may still point into an abandoned fiber's frame, and how each lets
+  // go before the stacks are unmapped:
+  //   - the Ps' timer heaps (a sleep's or a select's timer lives in the
+  //     frame): emptied first, unfired;
+  //   - queues that outlive the runtime (a channel, a semaphore, the
+  //     semaphore table, a cond_var, a wait_group, a poll descriptor): the
+  //     fiber's abandon hooks take its waiters off them (park.hpp);
+  //   - a blocking() call still running on a helper thread, which will
+  //     write its result into the frame: its hook keeps the stack mapped for
+  //     good (keep_stack) and the helper thread, finding the call
+  //     abandoned, leaves the runtime alone;
+  //   - wakers from outside the runtime already in ready() (counted by
+  //     ready_from_outside): waited for. One that took a waiter off its
+  //     queue before the hook could, but has not reached ready() yet, is not
+  //     seen: waking a fiber just as its runtime ends is as undefined as
+  //     waking it after. blocking() claims its wake-up, so its helper
+  //     threads never do that.
+  // The run queues hold fiber pointers but are only freed, never read.
+  //
+  // Frames are dropped, so what they own (a string, a channel's last handle)
+  // is never freed, as everything a goroutine holds when main returns is
+  // gone only with the process. In a LeakSanitizer build the abandoned
+  // stacks therefore stay mapped and are scanned as roots: what they hold is
+  // kept by design, not lost, and reporting it would hide the leaks that are.
   ~runtime_impl() {
     stop();
     if (cfg_.random.enabled()) randomised_runtimes.fetch_sub(1, std::memory_order_relaxed);
-    while (outside_wakers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     {
       std::lock_guard lk(runtime_registry_mu);
       std::erase(runtime_registry, this);
     }
-    auto abandon = [](fiber* f) {
-      if (f->state.load(std::memory_order_acquire) == fiber_state::free) return;
-      if (!f->started && f->discard != nullptr) f->discard(f);
-      if (f->state.load(std::memory_order_relaxed) == fiber_state::waiting) {
-        for (abandon_hook* h = f->on_abandon; h != nullptr; h = h->next) h->run(h->arg);
-      }
-      arch::destroy_context(f->ctx);
-      f->state.store(fiber_state::free, std::memory_order_release);
+    for (auto& p : ps_) p->timers.clear();
+    std::vector<fiber*> left;
+    auto note = [&](const stack_slot& s) {
+      fiber* f = fiber_of_slot(s);
+      if (f->state.load(std::memory_order_acquire) != fiber_state::free) left.push_back(f);
     };
-    slabs_.for_each_carved([&](const stack_slot& s) {
-      abandon(fiber_of_slot(s));
-    });
+    slabs_.for_each_carved(note);
     std::vector<stack_slot> own;
     {
       std::lock_guard lk(own_mu_);
       own.swap(own_stacks_);
     }
-    for (auto& s : own) {
-      abandon(fiber_of_slot(s));
-      free_own_stack(s);
+    for (auto& s : own) note(s);
+    // Outside the slab lock: a callable's or a channel's destructor is the
+    // program's code.
+    for (fiber* f : left) {
+      if (!f->started && f->discard != nullptr) f->discard(f);
+      if (f->state.load(std::memory_order_acquire) == fiber_state::waiting) {
+        for (abandon_hook* h = f->on_abandon; h != nullptr; h = h->next) h->run(h->arg);
+      }
     }
+    // A waker that took an abandoned fiber's waiter off its queue before the
+    // hook could is still in ready(); once none is, nothing reaches a stack.
+    while (outside_wakers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    for (fiber* f : left) {
+#if GOFER_ASAN
+      if (f->started) keep_frames_for_leak_check(f);
+#endif
+      arch::destroy_context(f->ctx);
+      f->state.store(fiber_state::free, std::memory_order_release);
+    }
+    std::vector<stack_slot> kept_slabs;
+    for (const stack_slot& s : kept_) {
+      if (s.own_mapping) {
+        std::erase_if(own, [&](const stack_slot& o) { return o.bottom == s.bottom; });
+      } else {
+        kept_slabs.push_back(s);
+      }
+    }
+    slabs_.retain(std::move(kept_slabs));
+    for (auto& s : own) free_own_stack(s);
   }
+
+  // For an abandon hook (see the destructor): f's stack stays mapped for the
+  // rest of the process, because something outside the runtime still uses
+  // it. Called only while the runtime ends, by the thread that ends it.
+  void keep_stack(fiber* f) { kept_.push_back(f->stack); }
+
+ private:
+#if GOFER_ASAN
+  // In a LeakSanitizer build: f's frames (from its saved stack pointer up)
+  // stay mapped and are scanned for pointers. See the destructor.
+  void keep_frames_for_leak_check(fiber* f) {
+    auto* top = static_cast<char*>(f->stack.top());
+    auto* lo = static_cast<char*>(f->stack.usable_bottom());
+    auto* sp = static_cast<char*>(f->ctx.sp);
+    if (sp > lo && sp < top) lo = sp;
+    arch::sanitizer::keep_as_leak_root(lo, static_cast<std::size_t>(top - lo));
+    keep_stack(f);
+  }
+#endif
+
+ public:
 
   const runtime_config& config() const noexcept { return cfg_; }
   unsigned procs() const noexcept { return cfg_.procs; }
@@ -281,12 +346,12 @@ class runtime_impl {
   // queue). Does not touch f after publishing it: f may run, exit and be
   // reused before this returns.
   void ready(fiber* f, bool as_next = true) noexcept {
-    f->state.store(fiber_state::runnable, std::memory_order_relaxed);
     machine* m = current_machine();
     if (m == nullptr || m->rt != this) [[unlikely]] {
       ready_from_outside(f);
       return;
     }
+    f->state.store(fiber_state::runnable, std::memory_order_relaxed);
     processor* p = m->p;
     if (cfg_.random.enabled() && p->rng.below(4) == 0) [[unlikely]]
       as_next = false;
@@ -611,9 +676,12 @@ class runtime_impl {
 
   // From outside the runtime: once f is queued it may run, let main return
   // and the runtime be destroyed while this call still wakes an M. The
-  // destructor waits for outside_wakers_ to drop to zero.
+  // destructor waits for outside_wakers_ to drop to zero. Counted in before
+  // f is marked runnable: a runtime's end that sees a parked fiber turn
+  // runnable knows its waker is counted (blocking.hpp relies on it).
   GOFER_NOINLINE void ready_from_outside(fiber* f) noexcept {
     outside_wakers_.fetch_add(1, std::memory_order_acq_rel);
+    f->state.store(fiber_state::runnable, std::memory_order_release);
     global_.push(f);
     wake_processor();
     outside_wakers_.fetch_sub(1, std::memory_order_release);
@@ -1027,6 +1095,7 @@ class runtime_impl {
   slab_allocator slabs_;
   std::mutex own_mu_;
   std::vector<stack_slot> own_stacks_;  // guarded by own_mu_: non-default-size stacks
+  std::vector<stack_slot> kept_;        // the destructor's only: see keep_stack
 
   std::mutex idle_mu_;
   std::vector<machine*> idle_;  // guarded by idle_mu_

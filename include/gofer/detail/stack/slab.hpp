@@ -193,6 +193,7 @@ class slab_allocator {
   slab_allocator& operator=(const slab_allocator&) = delete;
   ~slab_allocator() {
     for (auto& s : slabs_) {
+      if (s.retained) continue;
       // Abandoned fibers leave poisoned frames; the address range may be
       // mapped again later for something else.
       arch::sanitizer::unpoison_stack(s.base, s.bytes);
@@ -299,6 +300,35 @@ class slab_allocator {
     }
   }
 
+  // Leaves mapped for the rest of the process the slabs that hold any of
+  // `keep`: stacks that something still uses when their runtime ends (see
+  // runtime_impl's destructor). The other stacks of those slabs give their
+  // pages back; the destructor unmaps every other slab.
+  void retain(std::vector<stack_slot> keep) {
+    if (keep.empty()) return;
+    std::sort(keep.begin(), keep.end(),
+              [](const stack_slot& a, const stack_slot& b) { return a.bottom < b.bottom; });
+    const auto page = page_size();
+    std::lock_guard lk(mu_);
+    for (auto& s : slabs_) {
+      char* from = static_cast<char*>(s.base);
+      char* const end = from + s.bytes;
+      for (const stack_slot& k : keep) {
+        auto* lo = static_cast<char*>(k.bottom);
+        if (lo < from || lo >= end) continue;
+        s.retained = true;
+        // Whole pages around the kept stack; its neighbours' pages that it
+        // shares stay too.
+        auto* kl = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(lo) / page * page);
+        char* kh = std::min(end, reinterpret_cast<char*>(
+                                     round_up(reinterpret_cast<std::uintptr_t>(k.top()), page)));
+        if (kl > from) ::madvise(from, static_cast<std::size_t>(kl - from), MADV_DONTNEED);
+        from = std::max(from, kh);
+      }
+      if (s.retained && end > from) ::madvise(from, static_cast<std::size_t>(end - from), MADV_DONTNEED);
+    }
+  }
+
   std::size_t free_count() {
     std::lock_guard lk(mu_);
     return free_.size();
@@ -313,6 +343,7 @@ class slab_allocator {
     void* base;
     std::size_t bytes;
     std::size_t used;  // stacks carved so far
+    bool retained = false;  // left mapped by retain()
   };
 
   std::size_t slot_bytes() const noexcept { return stack_size_ + (guard_ ? page_size() : 0); }
@@ -333,7 +364,7 @@ class slab_allocator {
       void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
       if (p == MAP_FAILED) fatal_out_of_memory("mmap of a stack slab");
-      slabs_.push_back({p, bytes, 0});
+      slabs_.push_back({p, bytes, 0, false});
     }
     slab& s = slabs_.back();
     char* slot = static_cast<char*>(s.base) + first_slot_offset() + s.used * slot_bytes();
