@@ -311,11 +311,12 @@ class slab_allocator {
     const auto page = page_size();
     std::lock_guard lk(mu_);
     for (auto& s : slabs_) {
-      char* from = static_cast<char*>(s.base);
-      char* const end = from + s.bytes;
+      char* const begin = static_cast<char*>(s.base);
+      char* const end = begin + s.bytes;
+      char* from = begin;  // pages below it are dropped or kept already
       for (const stack_slot& k : keep) {
         auto* lo = static_cast<char*>(k.bottom);
-        if (lo < from || lo >= end) continue;
+        if (lo < begin || lo >= end) continue;
         s.retained = true;
         // Whole pages around the kept stack; its neighbours' pages that it
         // shares stay too.
