@@ -326,7 +326,8 @@ class slab_allocator {
         if (kl > from) ::madvise(from, static_cast<std::size_t>(kl - from), MADV_DONTNEED);
         from = std::max(from, kh);
       }
-      if (s.retained && end > from) ::madvise(from, static_cast<std::size_t>(end - from), MADV_DONTNEED);
+      if (s.retained && end > from)
+        ::madvise(from, static_cast<std::size_t>(end - from), MADV_DONTNEED);
     }
   }
 
