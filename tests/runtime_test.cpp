@@ -385,12 +385,13 @@ void check_main_returns(const std::string& shape) {
   for (const char* how : {"run", "run_twice", "runtime"}) {
     for (const char* procs : {"1", "2", "4"}) {
       INFO("gofer_main_returns " << shape << ' ' << procs << ' ' << how);
-      const auto r = gofer::test::run_program({GOFER_MAIN_RETURNS, shape, procs, how});
+      const auto r = gofer::test::run_program({GOFER_MAIN_RETURNS, shape, procs, how}, 20s);
       CHECK_FALSE(r.timed_out);
       CHECK(r.signal == 0);
       CHECK(r.exited);
       CHECK(r.exit_code == 3);
-      CHECK(r.out == (std::string(how) == "run_twice" ? "before afterbefore after" : "before after"));
+      const bool twice = std::string(how) == "run_twice";
+      CHECK(r.out == (twice ? "before afterbefore after" : "before after"));
       CHECK(r.err == "");
     }
   }
@@ -412,12 +413,17 @@ TEST_CASE("main returns while a fiber waits to read a socket", "[runtime][exec]"
   check_main_returns("conn_read");
 }
 
-TEST_CASE("main returns while a fiber waits in blocking(), which returns later", "[runtime][exec]") {
+TEST_CASE("main returns while a fiber waits in blocking(), which returns later",
+          "[runtime][exec]") {
   check_main_returns("blocking");
 }
 
 TEST_CASE("main returns while a fiber waits on a context with a deadline", "[runtime][exec]") {
   check_main_returns("context");
+}
+
+TEST_CASE("main returns while a fiber computes without parking", "[runtime][exec]") {
+  check_main_returns("spin");
 }
 #endif
 
@@ -436,11 +442,86 @@ TEST_CASE("a runtime destroyed while fibers sleep or wait on timeouts", "[runtim
         });
       }
       REQUIRE(gofer::test::eventually([] {
-        return gofer::test::fibers_waiting("sleep") == 8 && gofer::test::fibers_waiting("select") == 8;
+        return gofer::test::fibers_waiting("sleep") == 8 &&
+               gofer::test::fibers_waiting("select") == 8;
       }));
     }
   }
   SUCCEED("each destructor returned with the timers pending");
+}
+
+namespace {
+
+bool registered(unsigned serial) {
+  std::lock_guard lk(gofer::detail::runtime_registry_mu);
+  for (auto* r : gofer::detail::runtime_registry)
+    if (r->serial() == serial) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a runtime's end does not wait for a fiber that computes without parking",
+          "[runtime]") {
+  for (unsigned procs : {1u, 2u}) {
+    INFO("procs " << procs);
+    std::atomic<bool> spinning{false}, release{false}, queued_ran{false}, ended{false};
+    auto* rt = new gofer::runtime({.procs = procs});
+    const unsigned serial = rt->impl().serial();
+    rt->go([&] {
+      // Queued behind the spinner on its P: after the runtime's end, the
+      // spinner's thread must not run it.
+      gofer::go([&] { queued_ran = true; });
+      spinning = true;
+      while (!release.load()) {
+      }
+    });
+    REQUIRE(gofer::test::eventually([&] { return spinning.load(); }));
+    // On a thread of its own, so that a destructor that waits for the
+    // spinner fails the check instead of hanging the suite.
+    std::thread ender([&] {
+      delete rt;
+      ended = true;
+    });
+    CHECK(gofer::test::eventually([&] { return ended.load(); }, 5s));
+    CHECK(registered(serial));  // still held by the spinner's thread
+    release = true;
+    ender.join();
+    // The spinner's fiber has finished: its thread stops and frees the
+    // runtime, having run nothing else.
+    CHECK(gofer::test::eventually([&] { return !registered(serial); }));
+    // With two Ps the other one may have run it before the end.
+    if (procs == 1) CHECK_FALSE(queued_ran.load());
+  }
+}
+
+TEST_CASE("run() returns while a fiber computes, and can run again", "[runtime]") {
+  std::atomic<bool> spinning{false}, release{false}, returned{false};
+  int result = 0;
+  unsigned serial = 0;
+  std::thread runner([&] {
+    result = gofer::run(
+        [&] {
+          serial = gofer::detail::current_runtime()->serial();
+          gofer::go([&] {
+            spinning = true;
+            while (!release.load()) {
+            }
+            gofer::this_fiber::sleep_for(1h);  // parks: its thread stops then
+          });
+          while (!spinning.load()) gofer::this_fiber::sleep_for(100us);
+          return 5;
+        },
+        {.procs = 2});
+    returned = true;
+  });
+  CHECK(gofer::test::eventually([&] { return returned.load(); }, 5s));
+  CHECK(gofer::run([] { return 6; }, {.procs = 2}) == 6);
+  release = true;
+  runner.join();
+  CHECK(result == 5);
+  // It parked: its thread stopped and freed the runtime.
+  CHECK(gofer::test::eventually([&] { return !registered(serial); }));
 }
 
 TEST_CASE("a runtime destroyed while a fiber waits in blocking() leaves the call alone",

@@ -108,10 +108,35 @@ struct runtime_config {
 inline std::atomic<std::uint64_t> next_fiber_id_block{1};
 inline constexpr std::uint64_t fiber_id_block = 16;
 
-// Every live runtime, for the SIGQUIT dump and num_fibers from outside.
+// A T made at compile time (constant initialization: usable from any static
+// initializer) and never destroyed (usable from any static destructor).
+template <class T>
+union never_destroyed {
+  T value;
+  constexpr never_destroyed() : value() {}
+  ~never_destroyed() {}
+};
+
+// Every live runtime, for the SIGQUIT dump and num_fibers from outside. Never
+// destroyed: a runtime whose M outlived run() leaves it when that M stops,
+// which may be while the program's static destructors run.
 class runtime_impl;
 inline std::mutex runtime_registry_mu;
-inline std::vector<runtime_impl*> runtime_registry;  // guarded by runtime_registry_mu
+inline constinit never_destroyed<std::vector<runtime_impl*>> runtime_registry_storage;
+// Guarded by runtime_registry_mu.
+inline std::vector<runtime_impl*>& runtime_registry = runtime_registry_storage.value;
+
+// How long the end of a runtime waits for a busy M (one still running a
+// fiber that neither parks nor finishes) before it leaves that M running on
+// its own (runtime_impl::stop). The monitor's long-run threshold: a fiber it
+// would not report for holding its P is waited for, so in every ordinary
+// program run() still returns with each M joined and the runtime freed (each
+// M stops as soon as the fiber it runs parks or finishes). Only a fiber that
+// computes for longer is left
+// behind, where Go would have ended it with the process. Not zero: an M a few
+// microseconds from a park would then be left to free the runtime itself,
+// racing the program's exit, for nothing.
+inline constexpr std::int64_t stop_grace_ns = 10'000'000;
 inline std::atomic<std::uint32_t> next_runtime_serial{1};
 
 class runtime_impl {
@@ -122,6 +147,7 @@ class runtime_impl {
         slabs_(cfg.stack_size, cfg.guard_pages) {
     if (cfg_.random.enabled()) randomised_runtimes.fetch_add(1, std::memory_order_relaxed);
     if (cfg_.procs == 0) cfg_.procs = 1;
+    holders_.store(cfg_.procs + 1, std::memory_order_relaxed);
     running_fiber_hook.store(
         []() noexcept -> fiber* {
           machine* m = tls_machine;  // in a signal handler: no switch can intervene
@@ -159,6 +185,24 @@ class runtime_impl {
 
   runtime_impl(const runtime_impl&) = delete;
   runtime_impl& operator=(const runtime_impl&) = delete;
+
+  // Ends the runtime for its owner (run(), ~runtime), as a unique_ptr's
+  // deleter: stops the Ms, waiting up to stop_grace_ns for those still
+  // running a fiber, and frees the runtime at once if every M stopped. An M
+  // still busy then (its fiber computes without parking: Go's program would
+  // end there) is left running, detached, and the runtime with it: that M
+  // never runs another fiber, and the last M to stop frees the runtime
+  // (machine_main). Meanwhile the runtime stays registered, so its threads
+  // count as any other thread for the deadlock rule (they might still wake a
+  // fiber) and a pool stays bound to it (pool.hpp). Deliberately not leaked:
+  // a program may call run() again and again, each time leaving a fiber that
+  // ends a second later.
+  struct deleter {
+    void operator()(runtime_impl* rt) const noexcept {
+      if (rt->stop(stop_grace_ns) > 0) rt->linger();
+      rt->release_holder();
+    }
+  };
 
   // Stops the Ms (each as soon as the fiber it runs parks or finishes) and
   // abandons every fiber still alive: callables that never started are
@@ -481,9 +525,12 @@ class runtime_impl {
   // Calls f(stack_slot) for every stack; for the overflow handler.
   slab_allocator& slabs() noexcept { return slabs_; }
 
-  // Stops the Ms. Idempotent.
-  void stop() {
-    if (stopped_.exchange(true)) return;
+  // Stops the Ms: each leaves its loop as soon as the fiber it runs parks or
+  // finishes, and is joined. One still running a fiber after grace_ns (or
+  // the caller's own M) is detached instead; returns how many were. With
+  // the default, waits for every M. Idempotent: a second call returns 0.
+  unsigned stop(std::int64_t grace_ns = never) {
+    if (stopped_.exchange(true)) return 0;
     stopping_.store(true, std::memory_order_seq_cst);
     for (auto& m : ms_) {
       {
@@ -507,15 +554,48 @@ class runtime_impl {
         monitor_.join();
       }
     }
+    const std::int64_t give_up = grace_ns == never ? never : monotonic_ns() + grace_ns;
+    unsigned detached = 0;
     for (auto& m : ms_) {
-      if (m->thread.joinable()) {
-        if (m->thread.get_id() == std::this_thread::get_id()) {
-          m->thread.detach();
-        } else {
-          m->thread.join();
+      if (!m->thread.joinable()) continue;
+      const bool own = m->thread.get_id() == std::this_thread::get_id();
+      while (!own && m->exited.load(std::memory_order_acquire) == 0) {
+        std::int64_t left = -1;
+        if (give_up != never) {
+          left = give_up - monotonic_ns();
+          if (left <= 0) break;
         }
+        futex_wait(&m->exited, 0, left);
+      }
+      if (!own && m->exited.load(std::memory_order_acquire) != 0) {
+        m->thread.join();
+      } else {
+        m->thread.detach();
+        ++detached;
       }
     }
+    return detached;
+  }
+
+  // One holder fewer: each M, and the owner until its deleter is done. The
+  // last one frees the runtime.
+  void release_holder() noexcept {
+    if (holders_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // The owner leaves the runtime to a detached M (see deleter). In a
+  // LeakSanitizer build, every fiber's stack is scanned from now on: the
+  // program may end while the M still computes, and what its fibers' frames
+  // hold is not lost. Before the owner's release_holder(): after it, the
+  // runtime may be gone.
+  void linger() {
+#if GOFER_ASAN
+    for_each_fiber([](fiber* f) {
+      auto* lo = static_cast<char*>(f->stack.usable_bottom());
+      auto* hi = static_cast<char*>(f->stack.top());
+      arch::sanitizer::keep_as_leak_root(lo, static_cast<std::size_t>(hi - lo));
+    });
+#endif
   }
 
  private:
@@ -544,6 +624,11 @@ class runtime_impl {
     }
     flush_stack_cache(m->p);
     set_current_machine(nullptr);
+    m->exited.store(1, std::memory_order_release);
+    futex_wake(&m->exited, INT32_MAX);
+    // Last: once released, the runtime may be gone, freed by its owner or,
+    // if this M was left running, by this very call.
+    release_holder();
   }
 
   static void fiber_entry(void* arg) {
@@ -1107,6 +1192,9 @@ class runtime_impl {
   std::atomic<std::uint32_t> quiet_word_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
+  // The Ms still in machine_main, plus one for the owner until its deleter
+  // is done (release_holder).
+  std::atomic<unsigned> holders_{0};
   netpoller netpoll_;
   std::thread monitor_;
   std::atomic<std::uint32_t> monitor_word_{0};
