@@ -422,6 +422,15 @@ TEST_CASE("main returns while a fiber waits on a context with a deadline", "[run
   check_main_returns("context");
 }
 
+TEST_CASE("main returns while fibers wait on channels that outlive the runtime",
+          "[runtime][exec]") {
+  check_main_returns("outside_chan");
+}
+
+TEST_CASE("main returns while a fiber waits for a signal", "[runtime][exec]") {
+  check_main_returns("signal");
+}
+
 TEST_CASE("main returns while a fiber computes without parking", "[runtime][exec]") {
   check_main_returns("spin");
 }

@@ -10,7 +10,12 @@
 //   after_func      an after_func(1h, f) pending (no fiber yet: f waits in the timer)
 //   conn_read       conn.read on a socket nobody writes
 //   blocking        a blocking() call that returns only after main has ended
-//   context         a receive on the done() of a context with a 1h deadline
+//   context         a receive on the done() of a context with a 1h deadline,
+//                   whose parent main cancels after the end
+//   outside_chan    a receive, and a select, on channels made before the
+//                   runtime, which main closes after the end
+//   signal          a receive on a channel subscribed to SIGUSR1, which
+//                   main raises after the end
 //   spin            computing in a loop that never parks
 // how: run        return gofer::run(main)
 //      run_twice  the same, twice in a row
@@ -22,6 +27,7 @@
 // exits with status 3 (main's result) and prints "before after" once per
 // runtime.
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -78,6 +84,9 @@ void until_parked(int n, std::string_view reason) {
 }
 
 std::atomic<bool> spinning{false};
+gofer::cancel_func cancel_parent;
+gofer::chan<int> outside;
+gofer::chan<int> outside_too;
 std::atomic<std::uint64_t> spins{0};
 int pipe_fds[2] = {-1, -1};
 std::uint64_t blocking_done_before = 0;
@@ -139,10 +148,32 @@ void start(std::string_view shape, Spawn spawn, unsigned procs, bool in_fiber) {
     });
     until_parked(1, "blocking call");
   } else if (shape == "context") {
-    spawn([] {
-      auto [ctx, cancel] = gofer::with_timeout(gofer::context::background(), 1h);
+    // A child with a deadline of a parent that main cancels after the end.
+    auto [parent, cancel] = gofer::with_cancel(gofer::context::background());
+    cancel_parent = cancel;
+    spawn([parent = parent] {
+      auto [ctx, cancel_child] = gofer::with_timeout(parent, 1h);
       ctx.done().recv();
       fail("done");
+    });
+    until_parked(1, "chan receive");
+  } else if (shape == "outside_chan") {
+    // Channels made before the runtime, which main closes after its end.
+    spawn([] { (void)outside.recv(); fail("received"); });
+    spawn([] {
+      gofer::select(gofer::on_recv(outside), gofer::on_recv(outside_too),
+                    gofer::on_timeout(1h));
+      fail("selected");
+    });
+    until_parked(1, "chan receive");
+    until_parked(1, "select");
+  } else if (shape == "signal") {
+    // A channel that the signal relay keeps sending to after the end.
+    spawn([] {
+      gofer::chan<int> sig(1);
+      gofer::notify_signals(sig, {SIGUSR1});
+      (void)sig.recv();
+      fail("signalled");
     });
     until_parked(1, "chan receive");
   } else if (shape == "spin") {
@@ -179,6 +210,22 @@ void finish(std::string_view shape) {
     }
     ::close(pipe_fds[0]);
     ::close(pipe_fds[1]);
+  } else if (shape == "context") {
+    cancel_parent();  // reaches the child whose waiter was abandoned
+  } else if (shape == "outside_chan") {
+    // Once per runtime: the channels are made again for the next.
+    outside.close();
+    outside_too.close();
+    outside = gofer::chan<int>();
+    outside_too = gofer::chan<int>();
+  } else if (shape == "signal") {
+    // The relay sends to the channels in the order they subscribed: once
+    // this one has the signal, the abandoned fiber's channel has had it.
+    gofer::chan<int> mine(1);
+    gofer::notify_signals(mine, {SIGUSR1});
+    ::raise(SIGUSR1);
+    if (mine.recv() != SIGUSR1) fail("no signal");
+    gofer::stop_signals(mine);
   }
 }
 
