@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -366,4 +367,196 @@ TEST_CASE("the deadlock check sees a live thread while threads started before it
     live.join();
   }
   CHECK(missed == 0);
+}
+
+// ---- main's end, with other fibers anywhere ---------------------------------
+//
+// Go's program ends when main returns, whatever its other goroutines are
+// doing. support/main_returns.cpp leaves one fiber in a given state and
+// returns; run as a program of its own (at exit it flushes stdio, runs static
+// destructors and, in the ASan build, the leak check), it must end with
+// main's status, all its output there and nothing on stderr: no crash, no
+// sanitizer report, no wait. Each shape at procs 1, 2 and 4, through run(),
+// run() twice in a row, and a gofer::runtime destroyed.
+#ifdef GOFER_MAIN_RETURNS
+namespace {
+
+void check_main_returns(const std::string& shape) {
+  for (const char* how : {"run", "run_twice", "runtime"}) {
+    for (const char* procs : {"1", "2", "4"}) {
+      INFO("gofer_main_returns " << shape << ' ' << procs << ' ' << how);
+      const auto r = gofer::test::run_program({GOFER_MAIN_RETURNS, shape, procs, how}, 20s);
+      CHECK_FALSE(r.timed_out);
+      CHECK(r.signal == 0);
+      CHECK(r.exited);
+      CHECK(r.exit_code == 3);
+      const bool twice = std::string(how) == "run_twice";
+      CHECK(r.out == (twice ? "before afterbefore after" : "before after"));
+      CHECK(r.err == "");
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("main returns while a fiber sleeps", "[runtime][exec]") { check_main_returns("sleep"); }
+
+TEST_CASE("main returns while a fiber waits in a select with a timeout", "[runtime][exec]") {
+  check_main_returns("select_timeout");
+}
+
+TEST_CASE("main returns while an after_func is pending", "[runtime][exec]") {
+  check_main_returns("after_func");
+}
+
+TEST_CASE("main returns while a fiber waits to read a socket", "[runtime][exec]") {
+  check_main_returns("conn_read");
+}
+
+TEST_CASE("main returns while a fiber waits in blocking(), which returns later",
+          "[runtime][exec]") {
+  check_main_returns("blocking");
+}
+
+TEST_CASE("main returns while a fiber waits on a context with a deadline", "[runtime][exec]") {
+  check_main_returns("context");
+}
+
+TEST_CASE("main returns while fibers wait on channels that outlive the runtime",
+          "[runtime][exec]") {
+  check_main_returns("outside_chan");
+}
+
+TEST_CASE("main returns while a fiber waits for a signal", "[runtime][exec]") {
+  check_main_returns("signal");
+}
+
+TEST_CASE("main returns while a fiber computes without parking", "[runtime][exec]") {
+  check_main_returns("spin");
+}
+#endif
+
+TEST_CASE("a runtime destroyed while fibers sleep or wait on timeouts", "[runtime]") {
+  // The timers of a sleep and of a select's timeout live in the parked
+  // fibers' frames; the runtime must let go of them before it frees the
+  // stacks. Twice: a second runtime starts clean after the first.
+  for (int round = 0; round < 2; ++round) {
+    for (unsigned procs : {1u, 2u}) {
+      gofer::runtime rt({.procs = procs});
+      for (int i = 0; i < 8; ++i) {
+        rt.go([] { gofer::this_fiber::sleep_for(1h); });
+        rt.go([] {
+          gofer::chan<int> c;
+          gofer::select(gofer::on_recv(c), gofer::on_timeout(1h));
+        });
+      }
+      REQUIRE(gofer::test::eventually([] {
+        return gofer::test::fibers_waiting("sleep") == 8 &&
+               gofer::test::fibers_waiting("select") == 8;
+      }));
+    }
+  }
+  SUCCEED("each destructor returned with the timers pending");
+}
+
+namespace {
+
+bool registered(unsigned serial) {
+  std::lock_guard lk(gofer::detail::runtime_registry_mu);
+  for (auto* r : gofer::detail::runtime_registry)
+    if (r->serial() == serial) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a runtime's end does not wait for a fiber that computes without parking",
+          "[runtime]") {
+  for (unsigned procs : {1u, 2u}) {
+    INFO("procs " << procs);
+    std::atomic<bool> spinning{false}, release{false}, queued_ran{false}, ended{false};
+    auto* rt = new gofer::runtime({.procs = procs});
+    const unsigned serial = rt->impl().serial();
+    rt->go([&] {
+      // Queued behind the spinner on its P: after the runtime's end, the
+      // spinner's thread must not run it.
+      gofer::go([&] { queued_ran = true; });
+      spinning = true;
+      while (!release.load()) {
+      }
+    });
+    REQUIRE(gofer::test::eventually([&] { return spinning.load(); }));
+    // On a thread of its own, so that a destructor that waits for the
+    // spinner fails the check instead of hanging the suite.
+    std::thread ender([&] {
+      delete rt;
+      ended = true;
+    });
+    CHECK(gofer::test::eventually([&] { return ended.load(); }, 5s));
+    CHECK(registered(serial));  // still held by the spinner's thread
+    release = true;
+    ender.join();
+    // The spinner's fiber has finished: its thread stops and frees the
+    // runtime, having run nothing else.
+    CHECK(gofer::test::eventually([&] { return !registered(serial); }));
+    // With two Ps the other one may have run it before the end.
+    if (procs == 1) CHECK_FALSE(queued_ran.load());
+  }
+}
+
+TEST_CASE("run() returns while a fiber computes, and can run again", "[runtime]") {
+  std::atomic<bool> spinning{false}, release{false}, returned{false};
+  int result = 0;
+  unsigned serial = 0;
+  std::thread runner([&] {
+    result = gofer::run(
+        [&] {
+          serial = gofer::detail::current_runtime()->serial();
+          gofer::go([&] {
+            spinning = true;
+            while (!release.load()) {
+            }
+            gofer::this_fiber::sleep_for(1h);  // parks: its thread stops then
+          });
+          while (!spinning.load()) gofer::this_fiber::sleep_for(100us);
+          return 5;
+        },
+        {.procs = 2});
+    returned = true;
+  });
+  CHECK(gofer::test::eventually([&] { return returned.load(); }, 5s));
+  CHECK(gofer::run([] { return 6; }, {.procs = 2}) == 6);
+  release = true;
+  runner.join();
+  CHECK(result == 5);
+  // It parked: its thread stopped and freed the runtime.
+  CHECK(gofer::test::eventually([&] { return !registered(serial); }));
+}
+
+TEST_CASE("a runtime destroyed while a fiber waits in blocking() leaves the call alone",
+          "[runtime]") {
+  // The call runs on a helper thread and writes its result into the parked
+  // fiber's frame; it ends after the runtime is gone, and must then touch
+  // neither the runtime nor freed memory.
+  auto& pool = gofer::detail::blocking_pool::instance();
+  std::atomic<bool> release{false};
+  std::atomic<bool> running{false};
+  std::uint64_t before = 0;
+  {
+    gofer::runtime rt({.procs = 1});
+    before = pool.completed();
+    rt.go([&] {
+      std::string result = gofer::blocking([&] {
+        running = true;
+        while (!release.load()) std::this_thread::sleep_for(100us);
+        return std::string(100, 'r');
+      });
+      FAIL("blocking() returned in an abandoned fiber: " << result);
+    });
+    REQUIRE(gofer::test::eventually([&] {
+      return running.load() && gofer::test::fibers_waiting("blocking call") == 1;
+    }));
+  }
+  release = true;
+  CHECK(gofer::test::eventually([&] { return pool.completed() > before; }));
 }

@@ -156,10 +156,14 @@ inline runtime_config make_config(const options& o) {
   return c;
 }
 
-inline std::unique_ptr<runtime_impl> start_runtime(const options& o) {
+// A runtime's owner: ends it through runtime_impl::deleter, which may leave
+// it to a worker that is still busy.
+using runtime_ptr = std::unique_ptr<runtime_impl, runtime_impl::deleter>;
+
+inline runtime_ptr start_runtime(const options& o) {
   runtime_config cfg = make_config(o);
   if (cfg.dump_on_sigquit) install_sigquit_dump();
-  return std::make_unique<runtime_impl>(cfg);
+  return runtime_ptr(new runtime_impl(cfg));
 }
 
 template <class F, class... Args>
@@ -195,8 +199,23 @@ class runtime {
   // Stops the workers, each as soon as the fiber it is running parks or
   // finishes, then abandons every fiber still alive, as Go abandons goroutines
   // when main returns: fibers that never started have their callables
-  // destroyed; started ones are dropped without unwinding. Nothing may wake
-  // such a fiber afterwards.
+  // destroyed; started ones are dropped without unwinding, whatever they wait
+  // on (a sleep, a timer or ticker, a select's timeout, a context, a socket,
+  // a lock or channel). Pending timers never fire, an after_func's function
+  // is destroyed unrun. A blocking() call in flight runs to its end on its
+  // helper thread, and its result is dropped. Nothing may wake such a fiber
+  // afterwards.
+  //
+  // A worker whose fiber still computes without parking 10 ms after the
+  // destructor began is not waited for: a program's end must not hang on a
+  // loop (Go's would end there). The destructor returns and leaves that
+  // worker's thread running, detached: it runs that fiber until it parks or
+  // finishes, never another one, then stops and frees what the runtime still
+  // held. If it never stops, the thread ends with the process. Such a fiber
+  // runs on after its program thought it gone: it must not use what has been
+  // destroyed since (main's locals, static objects once main has returned).
+  // Until it stops, its thread counts for the deadlock rule of other
+  // runtimes as any thread that might wake a fiber.
   ~runtime() = default;
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
@@ -215,7 +234,7 @@ class runtime {
   detail::runtime_impl& impl() noexcept { return *impl_; }
 
  private:
-  std::unique_ptr<detail::runtime_impl> impl_;
+  detail::runtime_ptr impl_;
 };
 
 namespace detail {
@@ -302,17 +321,19 @@ inline bool check_deadlock(runtime_impl& rt, run_state& st, fiber* main_fiber) {
 
 // Starts a runtime with `o`, runs `main` as a fiber on it and returns when main
 // returns: its int result, or 0. An exception from main propagates out of
-// run(). Fibers still alive then are abandoned (see ~runtime). When every fiber
-// is parked and nothing can wake one (no timer, no blocking call or I/O in
-// flight, no OS thread besides the runtime's own and those of other runtimes
-// just as quiet), run() prints
+// run(). Fibers still alive then are abandoned (see ~runtime) and waited for
+// by nothing: a fiber computing without parking is left to finish on its own
+// thread, which run() leaves running, detached (~runtime says what that
+// thread may and may not do). When every fiber is parked and nothing can wake
+// one (no timer, no blocking call or I/O in flight, no OS thread besides the
+// runtime's own and those of other runtimes just as quiet), run() prints
 // "gofer: all fibers are asleep - deadlock!" and a fiber dump to stderr, and
 // throws deadlock_error in the main fiber.
 template <class F>
   requires std::invocable<F&>
 int run(F&& main, options o = {},
         detail::source_location loc = detail::source_location::current()) {
-  std::unique_ptr<detail::runtime_impl> rt = detail::start_runtime(o);
+  detail::runtime_ptr rt = detail::start_runtime(o);
   detail::run_state st;
   detail::runtime_impl::spawn_args a;
   a.name = "main";

@@ -2,6 +2,7 @@
 // on stderr: for the reports that end a process (stack overflow, an exception
 // escaping a fiber, SIGQUIT) and for deadlock detection, which needs a process
 // with no threads but the runtime's own. The child is killed after a deadline.
+// run_program runs a whole program instead (exec), for how a program ends.
 #pragma once
 
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace gofer::test {
 
@@ -85,6 +87,78 @@ inline child_result run_in_child(
     if (on_output) on_output(pid, r.err);
   }
   ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) {
+    r.exited = true;
+    r.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    r.signal = WTERMSIG(status);
+  }
+  return r;
+}
+
+struct program_result {
+  bool exited = false;  // by exit(); then exit_code is set
+  int exit_code = -1;
+  int signal = 0;       // killed by this signal
+  bool timed_out = false;
+  std::string out;      // everything written to stdout
+  std::string err;      // everything written to stderr
+};
+
+// Runs the program at argv[0] with these arguments, in a fresh process as a
+// user runs it (exec, so exit handlers, stdio buffers and a leak checker act
+// as in any program), and reports how it ended and what it printed. It is
+// killed after `deadline`.
+inline program_result run_program(const std::vector<std::string>& argv,
+                                  std::chrono::seconds deadline = std::chrono::seconds(60)) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  int out[2];
+  int err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) std::abort();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // Only async-signal-safe calls until exec.
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  program_result r;
+  auto end = std::chrono::steady_clock::now() + deadline;
+  pollfd p[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  std::string* into[2] = {&r.out, &r.err};
+  int open = 2;
+  char buf[4096];
+  while (open > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    end - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) {
+      r.timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    if (::poll(p, 2, static_cast<int>(left)) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (p[i].fd < 0 || p[i].revents == 0) continue;
+      ssize_t n = ::read(p[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        into[i]->append(buf, static_cast<std::size_t>(n));
+      } else {
+        ::close(p[i].fd);
+        p[i].fd = -1;
+        --open;
+      }
+    }
+  }
+  for (auto& x : p)
+    if (x.fd >= 0) ::close(x.fd);
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (WIFEXITED(status)) {

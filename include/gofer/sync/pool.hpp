@@ -33,11 +33,13 @@
 // it, which keeps the fast path for the common program shape of run() after
 // run(), and hands the dead runtime's cached objects to the shared layer. The proof that no dead M
 // still touches its slot, and that the rebinding thread sees their last
-// writes: a runtime's destructor joins its Ms, then removes itself from
-// runtime_registry under runtime_registry_mu; the rebinder finds it absent
-// under the same mutex. Thread exit -> join -> unlock -> lock is a
-// happens-before chain, and the rebinder publishes the fresh array with a
-// release store of bound_serial_ that every fast path reads with acquire.
+// writes: a runtime's destructor runs once every M has stopped (joined, or,
+// for an M left running at main's end, released the runtime last), then
+// removes itself from runtime_registry under runtime_registry_mu; the
+// rebinder finds it absent under the same mutex. Thread exit -> join (or
+// release) -> unlock -> lock is a happens-before chain, and the rebinder
+// publishes the fresh array with a release store of bound_serial_ that every
+// fast path reads with acquire.
 // Foreign runtimes look at the registry only when a newer runtime than any
 // seen before shows up, or on every foreign_check_period-th operation, so a
 // second runtime running alongside the bound one costs one mutex acquisition

@@ -17,6 +17,8 @@ void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, 
 void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old,
                                      std::size_t* size_old);
 void __asan_unpoison_memory_region(const volatile void* addr, std::size_t size);
+// LeakSanitizer's; weak, for a platform whose ASan comes without it.
+__attribute__((weak)) void __lsan_register_root_region(const void* p, std::size_t size);
 }
 #endif
 #if GOFER_TSAN
@@ -66,6 +68,15 @@ inline void after_switch([[maybe_unused]] void* fake_stack_save) {
 inline void unpoison_stack([[maybe_unused]] void* bottom, [[maybe_unused]] std::size_t size) {
 #if GOFER_ASAN
   __asan_unpoison_memory_region(bottom, size);
+#endif
+}
+
+// Makes LeakSanitizer scan [p, p + size) for pointers, as it scans thread
+// stacks: for the frames of fibers abandoned when their runtime ended, which
+// keep what they own for the rest of the process, by design (runtime.hpp).
+inline void keep_as_leak_root([[maybe_unused]] const void* p, [[maybe_unused]] std::size_t size) {
+#if GOFER_ASAN
+  if (&__lsan_register_root_region != nullptr) __lsan_register_root_region(p, size);
 #endif
 }
 

@@ -55,6 +55,9 @@ class machine {
   std::atomic<std::int64_t> parked_until{0};
   // Times this M left idleness: the deadlock detector's proof of activity.
   std::atomic<std::uint64_t> wakeups{0};
+  // Futex word: 1 once the M has left its loop for good (stop() waits on it
+  // for a while before it leaves a busy M running).
+  std::atomic<std::uint32_t> exited{0};
   std::thread thread;
 };
 

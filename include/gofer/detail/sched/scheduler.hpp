@@ -108,10 +108,35 @@ struct runtime_config {
 inline std::atomic<std::uint64_t> next_fiber_id_block{1};
 inline constexpr std::uint64_t fiber_id_block = 16;
 
-// Every live runtime, for the SIGQUIT dump and num_fibers from outside.
+// A T made at compile time (constant initialization: usable from any static
+// initializer) and never destroyed (usable from any static destructor).
+template <class T>
+union never_destroyed {
+  T value;
+  constexpr never_destroyed() : value() {}
+  ~never_destroyed() {}
+};
+
+// Every live runtime, for the SIGQUIT dump and num_fibers from outside. Never
+// destroyed: a runtime whose M outlived run() leaves it when that M stops,
+// which may be while the program's static destructors run.
 class runtime_impl;
 inline std::mutex runtime_registry_mu;
-inline std::vector<runtime_impl*> runtime_registry;  // guarded by runtime_registry_mu
+inline constinit never_destroyed<std::vector<runtime_impl*>> runtime_registry_storage;
+// Guarded by runtime_registry_mu.
+inline std::vector<runtime_impl*>& runtime_registry = runtime_registry_storage.value;
+
+// How long the end of a runtime waits for a busy M (one still running a
+// fiber that neither parks nor finishes) before it leaves that M running on
+// its own (runtime_impl::stop). The monitor's long-run threshold: a fiber it
+// would not report for holding its P is waited for, so in every ordinary
+// program run() still returns with each M joined and the runtime freed (each
+// M stops as soon as the fiber it runs parks or finishes). Only a fiber that
+// computes for longer is left
+// behind, where Go would have ended it with the process. Not zero: an M a few
+// microseconds from a park would then be left to free the runtime itself,
+// racing the program's exit, for nothing.
+inline constexpr std::int64_t stop_grace_ns = 10'000'000;
 inline std::atomic<std::uint32_t> next_runtime_serial{1};
 
 class runtime_impl {
@@ -122,6 +147,7 @@ class runtime_impl {
         slabs_(cfg.stack_size, cfg.guards) {
     if (cfg_.random.enabled()) randomised_runtimes.fetch_add(1, std::memory_order_relaxed);
     if (cfg_.procs == 0) cfg_.procs = 1;
+    holders_.store(cfg_.procs + 1, std::memory_order_relaxed);
     running_fiber_hook.store(
         []() noexcept -> fiber* {
           machine* m = tls_machine;  // in a signal handler: no switch can intervene
@@ -160,6 +186,24 @@ class runtime_impl {
   runtime_impl(const runtime_impl&) = delete;
   runtime_impl& operator=(const runtime_impl&) = delete;
 
+  // Ends the runtime for its owner (run(), ~runtime), as a unique_ptr's
+  // deleter: stops the Ms, waiting up to stop_grace_ns for those still
+  // running a fiber, and frees the runtime at once if every M stopped. An M
+  // still busy then (its fiber computes without parking: Go's program would
+  // end there) is left running, detached, and the runtime with it: that M
+  // never runs another fiber, and the last M to stop frees the runtime
+  // (machine_main). Meanwhile the runtime stays registered, so its threads
+  // count as any other thread for the deadlock rule (they might still wake a
+  // fiber) and a pool stays bound to it (pool.hpp). Deliberately not leaked:
+  // a program may call run() again and again, each time leaving a fiber that
+  // ends a second later.
+  struct deleter {
+    void operator()(runtime_impl* rt) const noexcept {
+      if (rt->stop(stop_grace_ns) > 0) rt->linger();
+      rt->release_holder();
+    }
+  };
+
   // Stops the Ms (each as soon as the fiber it runs parks or finishes) and
   // abandons every fiber still alive: callables that never started are
   // destroyed, started fibers' frames are dropped without unwinding (as Go
@@ -168,36 +212,101 @@ class runtime_impl {
   // leak, as everything else those frames own does. Freeing them would mean
   // running their destructors, user code, for a fiber that never resumes. Waking such a fiber afterwards
   // (a wait_group it waits on, done() from a thread) is undefined.
+  //
+  // What may still point into an abandoned fiber's frame, and how each lets
+  // go before the stacks are unmapped:
+  //   - the Ps' timer heaps (a sleep's or a select's timer lives in the
+  //     frame): emptied first, unfired;
+  //   - queues that outlive the runtime (a channel, a semaphore, the
+  //     semaphore table, a cond_var, a wait_group, a poll descriptor): the
+  //     fiber's abandon hooks take its waiters off them (park.hpp);
+  //   - a blocking() call still running on a helper thread, which will
+  //     write its result into the frame: its hook keeps the stack mapped for
+  //     good (keep_stack) and the helper thread, finding the call
+  //     abandoned, leaves the runtime alone;
+  //   - wakers from outside the runtime already in ready() (counted by
+  //     ready_from_outside): waited for. One that took a waiter off its
+  //     queue before the hook could, but has not reached ready() yet, is not
+  //     seen: waking a fiber just as its runtime ends is as undefined as
+  //     waking it after. blocking() claims its wake-up, so its helper
+  //     threads never do that.
+  // The run queues hold fiber pointers but are only freed, never read.
+  //
+  // Frames are dropped, so what they own (a string, a channel's last handle)
+  // is never freed, as everything a goroutine holds when main returns is
+  // gone only with the process. In a LeakSanitizer build the abandoned
+  // stacks therefore stay mapped and are scanned as roots: what they hold is
+  // kept by design, not lost, and reporting it would hide the leaks that are.
   ~runtime_impl() {
     stop();
     if (cfg_.random.enabled()) randomised_runtimes.fetch_sub(1, std::memory_order_relaxed);
-    while (outside_wakers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     {
       std::lock_guard lk(runtime_registry_mu);
       std::erase(runtime_registry, this);
     }
-    auto abandon = [](fiber* f) {
-      if (f->state.load(std::memory_order_acquire) == fiber_state::free) return;
-      if (!f->started && f->discard != nullptr) f->discard(f);
-      if (f->state.load(std::memory_order_relaxed) == fiber_state::waiting) {
-        for (abandon_hook* h = f->on_abandon; h != nullptr; h = h->next) h->run(h->arg);
-      }
-      arch::destroy_context(f->ctx);
-      f->state.store(fiber_state::free, std::memory_order_release);
+    for (auto& p : ps_) p->timers.clear();
+    std::vector<fiber*> left;
+    auto note = [&](const stack_slot& s) {
+      fiber* f = fiber_of_slot(s);
+      if (f->state.load(std::memory_order_acquire) != fiber_state::free) left.push_back(f);
     };
-    slabs_.for_each_carved([&](const stack_slot& s) {
-      abandon(fiber_of_slot(s));
-    });
+    slabs_.for_each_carved(note);
     std::vector<stack_slot> own;
     {
       std::lock_guard lk(own_mu_);
       own.swap(own_stacks_);
     }
-    for (auto& s : own) {
-      abandon(fiber_of_slot(s));
-      free_own_stack(s);
+    for (auto& s : own) note(s);
+    // Outside the slab lock: a callable's or a channel's destructor is the
+    // program's code.
+    for (fiber* f : left) {
+      if (!f->started && f->discard != nullptr) f->discard(f);
+      if (f->state.load(std::memory_order_acquire) == fiber_state::waiting) {
+        for (abandon_hook* h = f->on_abandon; h != nullptr; h = h->next) h->run(h->arg);
+      }
     }
+    // A waker that took an abandoned fiber's waiter off its queue before the
+    // hook could is still in ready(); once none is, nothing reaches a stack.
+    while (outside_wakers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    for (fiber* f : left) {
+#if GOFER_ASAN
+      if (f->started) keep_frames_for_leak_check(f);
+#endif
+      arch::destroy_context(f->ctx);
+      f->state.store(fiber_state::free, std::memory_order_release);
+    }
+    std::vector<stack_slot> kept_slabs;
+    for (const stack_slot& s : kept_) {
+      if (s.own_mapping) {
+        std::erase_if(own, [&](const stack_slot& o) { return o.bottom == s.bottom; });
+      } else {
+        kept_slabs.push_back(s);
+      }
+    }
+    slabs_.retain(std::move(kept_slabs));
+    for (auto& s : own) free_own_stack(s);
   }
+
+  // For an abandon hook (see the destructor): f's stack stays mapped for the
+  // rest of the process, because something outside the runtime still uses
+  // it. Called only while the runtime ends, by the thread that ends it.
+  void keep_stack(fiber* f) { kept_.push_back(f->stack); }
+
+ private:
+#if GOFER_ASAN
+  // In a LeakSanitizer build: f's frames (from its saved stack pointer up)
+  // stay mapped and are scanned for pointers. See the destructor.
+  void keep_frames_for_leak_check(fiber* f) {
+    auto* top = static_cast<char*>(f->stack.top());
+    auto* lo = static_cast<char*>(f->stack.usable_bottom());
+    auto* sp = static_cast<char*>(f->ctx.sp);
+    if (sp > lo && sp < top) lo = sp;
+    arch::sanitizer::keep_as_leak_root(lo, static_cast<std::size_t>(top - lo));
+    keep_stack(f);
+  }
+#endif
+
+ public:
 
   const runtime_config& config() const noexcept { return cfg_; }
   unsigned procs() const noexcept { return cfg_.procs; }
@@ -284,12 +393,12 @@ class runtime_impl {
   // queue). Does not touch f after publishing it: f may run, exit and be
   // reused before this returns.
   void ready(fiber* f, bool as_next = true) noexcept {
-    f->state.store(fiber_state::runnable, std::memory_order_relaxed);
     machine* m = current_machine();
     if (m == nullptr || m->rt != this) [[unlikely]] {
       ready_from_outside(f);
       return;
     }
+    f->state.store(fiber_state::runnable, std::memory_order_relaxed);
     processor* p = m->p;
     if (cfg_.random.enabled() && p->rng.below(4) == 0) [[unlikely]]
       as_next = false;
@@ -419,9 +528,12 @@ class runtime_impl {
   // Calls f(stack_slot) for every stack; for the overflow handler.
   slab_allocator& slabs() noexcept { return slabs_; }
 
-  // Stops the Ms. Idempotent.
-  void stop() {
-    if (stopped_.exchange(true)) return;
+  // Stops the Ms: each leaves its loop as soon as the fiber it runs parks or
+  // finishes, and is joined. One still running a fiber after grace_ns (or
+  // the caller's own M) is detached instead; returns how many were. With
+  // the default, waits for every M. Idempotent: a second call returns 0.
+  unsigned stop(std::int64_t grace_ns = never) {
+    if (stopped_.exchange(true)) return 0;
     stopping_.store(true, std::memory_order_seq_cst);
     for (auto& m : ms_) {
       {
@@ -445,15 +557,48 @@ class runtime_impl {
         monitor_.join();
       }
     }
+    const std::int64_t give_up = grace_ns == never ? never : monotonic_ns() + grace_ns;
+    unsigned detached = 0;
     for (auto& m : ms_) {
-      if (m->thread.joinable()) {
-        if (m->thread.get_id() == std::this_thread::get_id()) {
-          m->thread.detach();
-        } else {
-          m->thread.join();
+      if (!m->thread.joinable()) continue;
+      const bool own = m->thread.get_id() == std::this_thread::get_id();
+      while (!own && m->exited.load(std::memory_order_acquire) == 0) {
+        std::int64_t left = -1;
+        if (give_up != never) {
+          left = give_up - monotonic_ns();
+          if (left <= 0) break;
         }
+        futex_wait(&m->exited, 0, left);
+      }
+      if (!own && m->exited.load(std::memory_order_acquire) != 0) {
+        m->thread.join();
+      } else {
+        m->thread.detach();
+        ++detached;
       }
     }
+    return detached;
+  }
+
+  // One holder fewer: each M, and the owner until its deleter is done. The
+  // last one frees the runtime.
+  void release_holder() noexcept {
+    if (holders_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // The owner leaves the runtime to a detached M (see deleter). In a
+  // LeakSanitizer build, every fiber's stack is scanned from now on: the
+  // program may end while the M still computes, and what its fibers' frames
+  // hold is not lost. Before the owner's release_holder(): after it, the
+  // runtime may be gone.
+  void linger() {
+#if GOFER_ASAN
+    for_each_fiber([](fiber* f) {
+      auto* lo = static_cast<char*>(f->stack.usable_bottom());
+      auto* hi = static_cast<char*>(f->stack.top());
+      arch::sanitizer::keep_as_leak_root(lo, static_cast<std::size_t>(hi - lo));
+    });
+#endif
   }
 
  private:
@@ -483,6 +628,11 @@ class runtime_impl {
     }
     flush_stack_cache(m->p);
     set_current_machine(nullptr);
+    m->exited.store(1, std::memory_order_release);
+    futex_wake(&m->exited, INT32_MAX);
+    // Last: once released, the runtime may be gone, freed by its owner or,
+    // if this M was left running, by this very call.
+    release_holder();
   }
 
   static void fiber_entry(void* arg) {
@@ -642,9 +792,12 @@ class runtime_impl {
 
   // From outside the runtime: once f is queued it may run, let main return
   // and the runtime be destroyed while this call still wakes an M. The
-  // destructor waits for outside_wakers_ to drop to zero.
+  // destructor waits for outside_wakers_ to drop to zero. Counted in before
+  // f is marked runnable: a runtime's end that sees a parked fiber turn
+  // runnable knows its waker is counted (blocking.hpp relies on it).
   GOFER_NOINLINE void ready_from_outside(fiber* f) noexcept {
     outside_wakers_.fetch_add(1, std::memory_order_acq_rel);
+    f->state.store(fiber_state::runnable, std::memory_order_release);
     global_.push(f);
     wake_processor();
     outside_wakers_.fetch_sub(1, std::memory_order_release);
@@ -1058,6 +1211,7 @@ class runtime_impl {
   slab_allocator slabs_;
   std::mutex own_mu_;
   std::vector<stack_slot> own_stacks_;  // guarded by own_mu_: non-default-size stacks
+  std::vector<stack_slot> kept_;        // the destructor's only: see keep_stack
 
   std::mutex idle_mu_;
   std::vector<machine*> idle_;  // guarded by idle_mu_
@@ -1069,6 +1223,9 @@ class runtime_impl {
   std::atomic<std::uint32_t> quiet_word_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
+  // The Ms still in machine_main, plus one for the owner until its deleter
+  // is done (release_holder).
+  std::atomic<unsigned> holders_{0};
   netpoller netpoll_;
   std::thread monitor_;
   std::atomic<std::uint32_t> monitor_word_{0};

@@ -291,6 +291,7 @@ class slab_allocator {
   slab_allocator& operator=(const slab_allocator&) = delete;
   ~slab_allocator() {
     for (auto& s : slabs_) {
+      if (s.retained) continue;
       // Abandoned fibers leave poisoned frames; the address range may be
       // mapped again later for something else.
       arch::sanitizer::unpoison_stack(s.base, s.bytes);
@@ -407,6 +408,37 @@ class slab_allocator {
     }
   }
 
+  // Leaves mapped for the rest of the process the slabs that hold any of
+  // `keep`: stacks that something still uses when their runtime ends (see
+  // runtime_impl's destructor). The other stacks of those slabs give their
+  // pages back; the destructor unmaps every other slab.
+  void retain(std::vector<stack_slot> keep) {
+    if (keep.empty()) return;
+    std::sort(keep.begin(), keep.end(),
+              [](const stack_slot& a, const stack_slot& b) { return a.bottom < b.bottom; });
+    const auto page = page_size();
+    std::lock_guard lk(mu_);
+    for (auto& s : slabs_) {
+      char* const begin = static_cast<char*>(s.base);
+      char* const end = begin + s.bytes;
+      char* from = begin;  // pages below it are dropped or kept already
+      for (const stack_slot& k : keep) {
+        auto* lo = static_cast<char*>(k.bottom);
+        if (lo < begin || lo >= end) continue;
+        s.retained = true;
+        // Whole pages around the kept stack; its neighbours' pages that it
+        // shares stay too.
+        auto* kl = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(lo) / page * page);
+        char* kh = std::min(end, reinterpret_cast<char*>(
+                                     round_up(reinterpret_cast<std::uintptr_t>(k.top()), page)));
+        if (kl > from) ::madvise(from, static_cast<std::size_t>(kl - from), MADV_DONTNEED);
+        from = std::max(from, kh);
+      }
+      if (s.retained && end > from)
+        ::madvise(from, static_cast<std::size_t>(end - from), MADV_DONTNEED);
+    }
+  }
+
   std::size_t free_count() {
     std::lock_guard lk(mu_);
     return free_.size();
@@ -423,6 +455,7 @@ class slab_allocator {
     std::size_t used;  // stacks carved so far
     bool guarded;      // laid out for guards, else for canaries
     bool split;        // its guards are mprotect'd and hold budget
+    bool retained = false;  // left mapped by retain()
   };
 
   std::size_t slot_bytes(bool guarded) const noexcept {
@@ -441,7 +474,7 @@ class slab_allocator {
 
   // The policy's choice for a new slab (see the header).
   slab new_slab_layout() const noexcept {
-    slab s{nullptr, 0, 0, false, false};
+    slab s{nullptr, 0, 0, false, false, false};
     switch (policy_) {
       case guard_policy::never:
         break;

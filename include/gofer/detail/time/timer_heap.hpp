@@ -79,9 +79,13 @@ class timer_heap {
   timer_heap() = default;
   timer_heap(const timer_heap&) = delete;
   timer_heap& operator=(const timer_heap&) = delete;
-  // Timers still pending when their runtime goes away never fire: they are
-  // left in no heap (stopping one later is a harmless no-op) and dropped.
-  ~timer_heap() {
+  ~timer_heap() { clear(); }
+
+  // Takes every timer out unfired, for a runtime that ends: each is left in
+  // no heap (stopping one later is a harmless no-op) and dropped. The
+  // runtime calls it while its fibers' stacks are still mapped, since a
+  // pending sleep's or select's timer lives in a parked fiber's frame.
+  void clear() noexcept {
     std::vector<timer_node*> left;
     timer_node* swept;
     {
