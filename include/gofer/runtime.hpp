@@ -291,8 +291,8 @@ inline bool check_deadlock(runtime_impl& rt, run_state& st, fiber* main_fiber) {
 // returns: its int result, or 0. An exception from main propagates out of
 // run(). Fibers still alive then are abandoned (see ~runtime). When every fiber
 // is parked and nothing can wake one (no timer, no blocking call or I/O in
-// flight, no OS thread besides the runtime's own and those of other runtimes
-// just as quiet), run() prints
+// flight, no OS thread besides the runtime's own, a sanitizer's (see
+// own_threads.hpp) and those of other runtimes just as quiet), run() prints
 // "gofer: all fibers are asleep - deadlock!" and a fiber dump to stderr, and
 // throws deadlock_error in the main fiber.
 template <class F>
