@@ -1,10 +1,13 @@
 // num_fibers, dump_fibers and the SIGQUIT dump.
 #include <signal.h>
 
+#include <array>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <gofer/gofer.hpp>
 #include <sstream>
+#include <string>
 #include <thread>
 
 #include "support/eventually.hpp"
@@ -67,6 +70,100 @@ TEST_CASE("dump_fibers shows id, name, state, wait reason and creation site", "[
         gate.done();
       },
       {.procs = 2});
+}
+
+namespace {
+
+// Starts n fibers whose callables take 512 bytes below their blocks, where a
+// previous fiber of the same slot kept things of its own, and waits for
+// them: a fiber's slot goes to its P's cache when it exits, and the next
+// spawn on that P takes it back.
+void fill_reused_slots(int n) {
+  gofer::wait_group done;
+  done.add(n);
+  for (int i = 0; i < n; ++i) {
+    std::array<char, 512> payload;
+    payload.fill(static_cast<char>('a' + i));
+    gofer::go([&done, payload] {
+      CHECK(payload[511] != 0);
+      done.done();
+    });
+  }
+  done.wait();
+}
+
+}  // namespace
+
+// A reader of fibers owns none of them: dump_fibers, from any thread, must
+// read only what stays a fiber's own while its slot is reused (under
+// ThreadSanitizer, reading a name kept on the stack below the block raced
+// with the next fiber's writes there).
+TEST_CASE("dump_fibers from a thread reads nothing the next fiber of a slot writes",
+          "[diagnostics]") {
+  gofer::run(
+      [] {
+        std::atomic<bool> stop{false};
+        // Relaxed: nothing orders the dumps against the fibers, as in a
+        // program that dumps from a thread of its own.
+        std::atomic<int> dumps{0};
+        std::thread dumper([&] {
+          while (!stop.load(std::memory_order_relaxed)) {
+            std::ostringstream os;
+            gofer::dump_fibers(os);
+            dumps.fetch_add(1, std::memory_order_relaxed);
+          }
+        });
+        const int n = 8;
+        for (int round = 0; round < 20; ++round) {
+          gofer::wait_group parked, gate, done;
+          parked.add(n);
+          gate.add(1);
+          done.add(n);
+          for (int i = 0; i < n; ++i) {
+            gofer::go(gofer::fiber_options{.name = std::string(200, 'n')}, [&] {
+              parked.done();
+              gate.wait();
+              done.done();
+            });
+          }
+          parked.wait();
+          // A dump that begins once they are parked reads their names.
+          const int before = dumps.load(std::memory_order_relaxed);
+          REQUIRE(gofer::test::eventually(
+              [&] { return dumps.load(std::memory_order_relaxed) >= before + 2; }));
+          gate.done();
+          done.wait();
+          fill_reused_slots(n);
+        }
+        stop.store(true, std::memory_order_relaxed);
+        gofer::blocking([&] { dumper.join(); });
+      },
+      {.procs = 1});
+}
+
+// The same for the monitor, which reads the fiber it reports while that
+// fiber may exit and its slot start another.
+TEST_CASE("the long-run report reads nothing the next fiber of a slot writes", "[diagnostics]") {
+  gofer::run(
+      [] {
+        for (int round = 0; round < 2; ++round) {
+          std::atomic<bool> reported{false};
+          gofer::go(gofer::fiber_options{.name = std::string(200, 'c')}, [&] {
+            // Computes, with main queued behind it, until the monitor has
+            // reported it (relaxed: no ordering with the monitor's reads).
+            const gofer::detail::fiber* self = gofer::detail::current_fiber();
+            const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+            while (!self->long_run_reported.load(std::memory_order_relaxed) &&
+                   std::chrono::steady_clock::now() < give_up) {
+            }
+            reported = self->long_run_reported.load(std::memory_order_relaxed);
+          });
+          gofer::this_fiber::yield();  // to it: with one P, main waits in the queue
+          CHECK(reported);
+          fill_reused_slots(1);
+        }
+      },
+      {.procs = 1});
 }
 
 // ThreadSanitizer runs signal handlers only when the receiving thread next

@@ -237,7 +237,7 @@ class runtime_impl {
     f->created_file.store(a.file, std::memory_order_relaxed);
     f->created_line.store(a.line, std::memory_order_relaxed);
 
-    // Below the block: the callable, then the name, then the usable stack.
+    // Below the block: the callable, then the usable stack.
     auto cursor = reinterpret_cast<std::uintptr_t>(f);
     cursor = (cursor - sizeof(F)) & ~(std::uintptr_t{alignof(F)} - 1);
     F* callable = ::new (reinterpret_cast<void*>(cursor)) F(std::forward<Fn>(fn));
@@ -252,11 +252,7 @@ class runtime_impl {
       }
     };
     f->discard = [](fiber* self) { static_cast<F*>(self->callable)->~F(); };
-    if (!a.name.empty()) {
-      std::size_t n = std::min(a.name.size(), max_fiber_name);
-      cursor -= n;
-      f->set_name(a.name.data(), n, reinterpret_cast<char*>(cursor));
-    }
+    if (!a.name.empty()) f->set_name(a.name.data(), a.name.size());
     cursor &= ~std::uintptr_t{15};
     auto* lo = static_cast<char*>(slot.usable_bottom());
     arch::make_context(f->ctx, lo, static_cast<std::size_t>(reinterpret_cast<char*>(cursor) - lo),
@@ -853,9 +849,8 @@ class runtime_impl {
           last[i] = {f, sw, now};
           continue;
         }
-        if (f != nullptr && cfg_.long_run_ns > 0 && now - last[i].since > cfg_.long_run_ns &&
-            !f->long_run_reported.exchange(true, std::memory_order_relaxed))
-          report_long_run(f, now - last[i].since);
+        if (f != nullptr && cfg_.long_run_ns > 0 && now - last[i].since > cfg_.long_run_ns)
+          report_long_run(p, f, sw, now - last[i].since);
       }
       if (now >= next_trace) {
         print_schedtrace(now);
@@ -864,16 +859,43 @@ class runtime_impl {
     }
   }
 
-  void report_long_run(fiber* f, std::int64_t ns) {
+  // Reports f, which p has run without a switch since the monitor saw
+  // `switches`, once per fiber. The monitor owns nothing of f: f may exit
+  // and its slot start another fiber while this reads it. So it reads f only
+  // once it has seen, under own_mu_, that p still runs f: then f's stack
+  // stays mapped while the lock is held (a slab's stacks live as long as the
+  // runtime; a stack of its own size is unmapped only after give_own_stack
+  // took it off own_stacks_ under that lock, and f would have had to switch
+  // away first). It copies what it prints from the block's atomics (see
+  // fiber.hpp), then prints only if p still had not switched once the copy
+  // was taken: the copy is then f's, not a mix with its slot's next fiber.
+  void report_long_run(const processor& p, fiber* f, std::uint64_t switches, std::int64_t ns) {
+    auto still_running = [&] {
+      return p.running.load(std::memory_order_relaxed) == f &&
+             p.switches.load(std::memory_order_relaxed) == switches;
+    };
     char fname[max_fiber_name];
-    std::size_t n = f->copy_name(fname, sizeof fname);
-    const char* file = f->created_file.load(std::memory_order_relaxed);
+    std::size_t n = 0;
+    std::uint64_t id = 0;
+    const char* file = nullptr;
+    std::uint32_t line = 0;
+    {
+      std::lock_guard lk(own_mu_);
+      if (!still_running()) return;
+      // Acquire loads: the second look at p comes after them.
+      id = f->id.load(std::memory_order_acquire);
+      n = f->copy_name(fname, sizeof fname);
+      file = f->created_file.load(std::memory_order_acquire);
+      line = f->created_line.load(std::memory_order_acquire);
+      if (!still_running() || f->long_run_reported.exchange(true, std::memory_order_relaxed))
+        return;
+    }
     std::fprintf(stderr,
                  "gofer: fiber %llu%s%.*s%s has held its P for %lld ms without parking or yielding; "
                  "fibers queued behind it wait (created by %s:%u)\n",
-                 static_cast<unsigned long long>(f->id.load(std::memory_order_relaxed)), n ? " \"" : "",
-                 static_cast<int>(n), fname, n ? "\"" : "", static_cast<long long>(ns / 1'000'000),
-                 file != nullptr ? file : "?", f->created_line.load(std::memory_order_relaxed));
+                 static_cast<unsigned long long>(id), n ? " \"" : "", static_cast<int>(n), fname,
+                 n ? "\"" : "", static_cast<long long>(ns / 1'000'000), file != nullptr ? file : "?",
+                 line);
   }
 
   void print_schedtrace(std::int64_t now) {
