@@ -62,8 +62,12 @@ struct options {
   // $GOFER_SCHED_SEED if set, else off.
   std::uint64_t sched_seed = 0;
   // A monitor thread reports, once per fiber, a fiber that has held its P for
-  // over 10 ms without parking or yielding (scheduling is cooperative: the
-  // fibers queued behind it wait), with its name and creation site.
+  // over 10 ms without parking, yielding or spawning while something only
+  // that P would run waited all that time (scheduling is cooperative: the
+  // fibers queued behind it, or its due timers, wait), with its name and
+  // creation site: computing (10 ms of its thread's CPU time) or blocked in
+  // a plain system call. A fiber computing with nothing behind it is not
+  // reported.
   bool report_long_runs = true;
 };
 

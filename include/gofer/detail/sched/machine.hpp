@@ -53,6 +53,8 @@ class machine {
   // Times this M left idleness: the deadlock detector's proof of activity.
   std::atomic<std::uint64_t> wakeups{0};
   std::thread thread;
+  // Its kernel thread id, set once it runs: the monitor looks at its state.
+  std::atomic<long> tid{0};
 };
 
 }  // namespace gofer::detail
