@@ -241,9 +241,8 @@ TEST_CASE("the nil channel: never ready, size 0, false as a bool", "[chan]") {
   CHECK(s == n);
 }
 
-#if !GOFER_TSAN  // see runtime_test.cpp: no deadlock can be reported under TSan
 TEST_CASE("a receive on the nil channel blocks forever: run reports the deadlock",
-          "[chan][death][child]") {
+          "[chan][death][child][deadlock]") {
   if (gofer::test::under_emulator()) {
     WARN("skipped under an emulator: its own threads count as live threads");
     return;
@@ -265,7 +264,7 @@ TEST_CASE("a receive on the nil channel blocks forever: run reports the deadlock
 }
 
 TEST_CASE("a receive nobody will answer is reported as a deadlock and leaves the queue",
-          "[chan][death][child]") {
+          "[chan][death][child][deadlock]") {
   if (gofer::test::under_emulator()) {
     WARN("skipped under an emulator: its own threads count as live threads");
     return;
@@ -284,7 +283,6 @@ TEST_CASE("a receive nobody will answer is reported as a deadlock and leaves the
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.err, Catch::Contains("\"main\" [waiting: chan receive"));
 }
-#endif
 
 TEST_CASE("range-for receives until the channel is closed and drained", "[chan]") {
   gofer::test::for_each_sched([](auto&&) {

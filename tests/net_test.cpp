@@ -533,7 +533,7 @@ TEST_CASE("plain threads and fibers talk over sockets in both directions", "[net
       {.procs = 2});
 }
 
-TEST_CASE("a fiber blocked on a socket is not a deadlock", "[net][child]") {
+TEST_CASE("a fiber blocked on a socket is not a deadlock", "[net][child][deadlock]") {
   if (gofer::test::under_emulator()) {
     WARN("skipped: the emulator's threads keep the deadlock detector quiet anyway");
     return;

@@ -1,8 +1,13 @@
 // run(), runtime, default_runtime, num_cpu and the deadlock report.
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -169,11 +174,7 @@ TEST_CASE("a fiber woken from a plain thread runs while others keep the only P b
       gofer::options{.procs = 1});
 }
 
-// ThreadSanitizer keeps a thread of its own in every process, which the
-// detector must count as a thread that may still wake a fiber: under it no
-// deadlock can be reported. Checked in the other builds.
-#if !GOFER_TSAN
-TEST_CASE("deadlock: every fiber asleep is reported and thrown in main", "[runtime][death][child]") {
+TEST_CASE("deadlock: every fiber asleep is reported and thrown in main", "[runtime][death][child][deadlock]") {
   if (gofer::test::under_emulator()) {
     WARN("skipped under an emulator: its own threads count as live threads");
     return;
@@ -203,7 +204,7 @@ TEST_CASE("deadlock: every fiber asleep is reported and thrown in main", "[runti
   CHECK_THAT(r.err, Catch::Contains("caught: gofer: all fibers are asleep - deadlock!"));
 }
 
-TEST_CASE("deadlock is reported within a second", "[runtime][death][child]") {
+TEST_CASE("deadlock is reported within a second", "[runtime][death][child][deadlock]") {
   if (gofer::test::under_emulator()) {
     WARN("skipped under an emulator: its own threads count as live threads");
     return;
@@ -226,7 +227,7 @@ TEST_CASE("deadlock is reported within a second", "[runtime][death][child]") {
   CHECK(r.exit_code == 0);
 }
 
-TEST_CASE("another runtime that sleeps does not hide a deadlock", "[runtime][death][child]") {
+TEST_CASE("another runtime that sleeps does not hide a deadlock", "[runtime][death][child][deadlock]") {
   if (gofer::test::under_emulator()) {
     WARN("skipped under an emulator: its own threads count as live threads");
     return;
@@ -259,10 +260,9 @@ TEST_CASE("another runtime that sleeps does not hide a deadlock", "[runtime][dea
   CHECK_THAT(r.err, Catch::Contains("gofer: all fibers are asleep - deadlock!"));
 }
 
-#endif  // !GOFER_TSAN
 
 TEST_CASE("a fiber of another runtime that will wake main is not a deadlock",
-          "[runtime][death][child]") {
+          "[runtime][death][child][deadlock]") {
   auto r = gofer::test::run_in_child([] {
     gofer::runtime other;
     gofer::wait_group wg;
@@ -283,7 +283,7 @@ TEST_CASE("a fiber of another runtime that will wake main is not a deadlock",
   CHECK_THAT(r.err, !Catch::Contains("deadlock"));
 }
 
-TEST_CASE("a pending timer is not a deadlock", "[runtime][death][child]") {
+TEST_CASE("a pending timer is not a deadlock", "[runtime][death][child][deadlock]") {
   auto r = gofer::test::run_in_child([] {
     int v = gofer::run([] {
       gofer::wait_group wg;
@@ -302,7 +302,7 @@ TEST_CASE("a pending timer is not a deadlock", "[runtime][death][child]") {
   CHECK_THAT(r.err, !Catch::Contains("deadlock"));
 }
 
-TEST_CASE("a live thread that may still wake main is not a deadlock", "[runtime][death][child]") {
+TEST_CASE("a live thread that may still wake main is not a deadlock", "[runtime][death][child][deadlock]") {
   auto r = gofer::test::run_in_child([] {
     gofer::wait_group wg;
     wg.add(1);
@@ -325,7 +325,7 @@ TEST_CASE("a live thread that may still wake main is not a deadlock", "[runtime]
   CHECK_THAT(r.err, !Catch::Contains("deadlock"));
 }
 
-TEST_CASE("detect_deadlock = false leaves a stuck program alone", "[runtime][death][child]") {
+TEST_CASE("detect_deadlock = false leaves a stuck program alone", "[runtime][death][child][deadlock]") {
   auto r = gofer::test::run_in_child(
       [] {
         gofer::run([] {
@@ -559,4 +559,51 @@ TEST_CASE("a runtime destroyed while a fiber waits in blocking() leaves the call
   }
   release = true;
   CHECK(gofer::test::eventually([&] { return pool.completed() > before; }));
+}
+
+TEST_CASE("the deadlock check tells a sanitizer's threads from the program's own",
+          "[runtime][child][deadlock]") {
+  if (gofer::test::under_emulator()) {
+    WARN("skipped under an emulator: its own threads count as live threads");
+    return;
+  }
+  // A child process holds only the caller, the runtime's threads and those
+  // of a sanitizer's runtime, if the build has one (ThreadSanitizer's
+  // background thread): nothing that may wake a fiber.
+  auto r = gofer::test::run_in_child([] {
+    gofer::runtime rt({.procs = 1});
+    const unsigned serial = rt.impl().serial();
+    // Eventually: the runtime's threads register once they run.
+    if (!gofer::test::eventually(
+            [&] { return !gofer::detail::other_threads_alive({&serial, 1}); }, 5s))
+      std::_Exit(2);
+    // A thread of the program that blocks every signal and waits in sigwait,
+    // as a program's signal-handling thread does, looks much like a
+    // sanitizer's thread; it may still wake a fiber.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    std::atomic<long> tid{0};
+    std::thread waiter([&] {
+      tid = gofer::detail::current_tid();
+      sigset_t usr1;
+      sigemptyset(&usr1);
+      sigaddset(&usr1, SIGUSR1);
+      int sig = 0;
+      sigwait(&usr1, &sig);
+    });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    const bool waiting = gofer::test::eventually([&] {
+      if (tid == 0) return false;
+      std::ifstream f("/proc/self/task/" + std::to_string(tid.load()) + "/syscall");
+      std::string nr;
+      return f >> nr && nr == std::to_string(SYS_rt_sigtimedwait);
+    });
+    const bool seen = gofer::detail::other_threads_alive({&serial, 1});
+    pthread_kill(waiter.native_handle(), SIGUSR1);
+    waiter.join();
+    std::_Exit(!waiting ? 3 : seen ? 0 : 4);
+  });
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
 }

@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cstdint>
 #include <ctime>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +17,7 @@
 #include <gofer/gofer.hpp>
 
 #include "support/runtime_fixture.hpp"
+#include "support/subprocess.hpp"
 
 using namespace std::chrono_literals;
 
@@ -403,4 +406,78 @@ TEST_CASE("a reused send case sends its value again, as reflect.Select does", "[
   CHECK_THROWS_WITH(gofer::select(once), Catch::Contains("move-only") && Catch::Contains("reused"));
   CHECK(u.size() == 1);
   CHECK(**u.recv() == 7);
+}
+
+TEST_CASE("select() with no cases parks a fiber for good and main's end abandons it",
+          "[select]") {
+  for (unsigned procs : {1u, 2u}) {
+    INFO("procs=" << procs);
+    const int result = gofer::run(
+        [] {
+          gofer::go(gofer::fiber_options{.name = "forever"}, [] { gofer::select(); });
+          std::string dump;
+          CHECK(gofer::test::eventually([&] {
+            std::ostringstream os;
+            gofer::dump_fibers(os);
+            dump = os.str();
+            return dump.find("\"forever\" [waiting: select (no cases)") != std::string::npos;
+          }));
+          // Main still runs (a sleep is a timer): no deadlock while it does.
+          gofer::this_fiber::sleep_for(20ms);
+          return 3;
+        },
+        {.procs = procs});
+    CHECK(result == 3);
+  }
+}
+
+TEST_CASE("select() with no cases is a deadlock when nothing else can run",
+          "[select][death][child][deadlock]") {
+  if (gofer::test::under_emulator()) {
+    WARN("skipped under an emulator: its own threads count as live threads");
+    return;
+  }
+  auto r = gofer::test::run_in_child(
+      [] {
+        try {
+          gofer::run([] {
+            gofer::go(gofer::fiber_options{.name = "idler"}, [] { gofer::select(); });
+            gofer::select();
+          });
+        } catch (const gofer::deadlock_error&) {
+          std::_Exit(0);
+        }
+        std::_Exit(1);
+      },
+      std::chrono::seconds(20));
+  INFO(r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.err, Catch::Contains("gofer: all fibers are asleep - deadlock!"));
+  CHECK_THAT(r.err, Catch::Contains("\"main\" [waiting: select (no cases)"));
+  CHECK_THAT(r.err, Catch::Contains("\"idler\" [waiting: select (no cases)"));
+}
+
+TEST_CASE("select() with no cases on a plain thread sleeps for good", "[select][thread][child]") {
+  // In a child: the thread never ends, and the child exits around it.
+  auto r = gofer::test::run_in_child([] {
+    std::atomic<long> tid{0};
+    std::atomic<bool> returned{false};
+    std::thread([&] {
+      tid = gofer::detail::current_tid();
+      gofer::select();
+      returned = true;
+    }).detach();
+    // Asleep in the kernel (a futex wait), not spinning and not returned.
+    const bool asleep = gofer::test::eventually([&] {
+      if (tid == 0) return false;
+      std::ifstream f("/proc/self/task/" + std::to_string(tid.load()) + "/stat");
+      std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      const auto paren = stat.rfind(')');
+      return paren != std::string::npos && stat.compare(paren + 2, 1, "S") == 0;
+    });
+    std::_Exit(asleep && !returned ? 0 : 1);
+  });
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
 }

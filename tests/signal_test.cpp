@@ -85,7 +85,7 @@ TEST_CASE("a subscribed SIGINT no longer ends the program, and does again after 
   CHECK(r.err.find("still alive") == std::string::npos);
 }
 
-TEST_CASE("a fiber waiting for a signal is not a deadlock", "[signal][child]") {
+TEST_CASE("a fiber waiting for a signal is not a deadlock", "[signal][child][deadlock]") {
   if (gofer::test::under_emulator()) {
     WARN("skipped: the emulator's threads keep the deadlock detector quiet anyway");
     return;

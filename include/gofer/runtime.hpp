@@ -75,8 +75,12 @@ struct options {
   // $GOFER_SCHED_SEED if set, else off.
   std::uint64_t sched_seed = 0;
   // A monitor thread reports, once per fiber, a fiber that has held its P for
-  // over 10 ms without parking or yielding (scheduling is cooperative: the
-  // fibers queued behind it wait), with its name and creation site.
+  // over 10 ms without parking, yielding or spawning while something only
+  // that P would run waited all that time (scheduling is cooperative: the
+  // fibers queued behind it, or its due timers, wait), with its name and
+  // creation site: computing (10 ms of its thread's CPU time) or blocked in
+  // a plain system call. A fiber computing with nothing behind it is not
+  // reported.
   bool report_long_runs = true;
 };
 
@@ -326,7 +330,8 @@ inline bool check_deadlock(runtime_impl& rt, run_state& st, fiber* main_fiber) {
 // thread, which run() leaves running, detached (~runtime says what that
 // thread may and may not do). When every fiber is parked and nothing can wake
 // one (no timer, no blocking call or I/O in flight, no OS thread besides the
-// runtime's own and those of other runtimes just as quiet), run() prints
+// runtime's own, a sanitizer's (see own_threads.hpp) and those of other
+// runtimes just as quiet), run() prints
 // "gofer: all fibers are asleep - deadlock!" and a fiber dump to stderr, and
 // throws deadlock_error in the main fiber.
 template <class F>

@@ -260,6 +260,17 @@ bool default_if_not_ready(C& c, D& d) {
 }
 }  // namespace detail
 
+// select {}: no case can ever proceed, so the caller parks for good (wait
+// reason "select (no cases)"). A fiber so parked is asleep for the deadlock
+// rule: if nothing else can run, run() reports the deadlock and this throws
+// deadlock_error in main. When run()'s main returns it is abandoned like any
+// other. A plain thread sleeps forever, as a Go program's main goroutine
+// would. The return type is the other form's, so generic code may pass an
+// empty pack; it never returns.
+[[noreturn]] inline std::size_t select() {
+  detail::block_forever(detail::wait_reason::select_no_cases);
+}
+
 // Blocks until one case can proceed, runs its handler, returns its index.
 template <class... Cases>
   requires(sizeof...(Cases) > 0 && (detail::is_case<std::remove_cvref_t<Cases>>::value && ...))

@@ -220,11 +220,8 @@ TEST_CASE("unlocking an unlocked mutex is a fatal error that says so", "[mutex][
   CHECK(r.err.find("gofer: unlock of unlocked mutex") != std::string::npos);
 }
 
-// Under ThreadSanitizer its background thread keeps the deadlock detector
-// rightly quiet (as in runtime_test.cpp).
-#if !GOFER_TSAN
 TEST_CASE("a lock the deadlock detector gave up on leaves the mutex consistent",
-          "[mutex][death][child]") {
+          "[mutex][death][child][deadlock]") {
   if (gofer::test::under_emulator()) {
     WARN("skipped under an emulator: its own threads count as live threads");
     return;
@@ -251,4 +248,3 @@ TEST_CASE("a lock the deadlock detector gave up on leaves the mutex consistent",
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.err, Catch::Contains("\"main\" [waiting: mutex"));
 }
-#endif

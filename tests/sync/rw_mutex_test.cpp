@@ -168,11 +168,8 @@ TEST_CASE("unlocking an unlocked rw_mutex is a fatal error that says so", "[rw_m
   }
 }
 
-// Under ThreadSanitizer its background thread keeps the deadlock detector
-// rightly quiet (as in runtime_test.cpp).
-#if !GOFER_TSAN
 TEST_CASE("a wait the deadlock detector gave up on leaves the rw_mutex consistent",
-          "[rw_mutex][death][child]") {
+          "[rw_mutex][death][child][deadlock]") {
   if (gofer::test::under_emulator()) {
     WARN("skipped under an emulator: its own threads count as live threads");
     return;
@@ -218,4 +215,3 @@ TEST_CASE("a wait the deadlock detector gave up on leaves the rw_mutex consisten
     CHECK_THAT(r.err, Catch::Contains("\"main\" [waiting: rw_mutex.lock"));
   }
 }
-#endif

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -13,6 +14,7 @@
 
 #include "../support/runtime_fixture.hpp"
 #include "../support/dead_object.hpp"
+#include "../support/eventually.hpp"
 #include "../support/subprocess.hpp"
 
 TEST_CASE("semaphore counts weights", "[semaphore]") {
@@ -35,11 +37,71 @@ TEST_CASE("semaphore misuse is reported and changes nothing", "[semaphore]") {
   CHECK_THROWS_WITH(s.release(2), "gofer: semaphore released more than held");
   CHECK_THROWS_AS(s.acquire(3), std::invalid_argument);
   CHECK_THROWS_AS(s.acquire(-1), std::invalid_argument);
-  CHECK_THROWS_AS(s.acquire(gofer::context::background(), 3), std::invalid_argument);
+  CHECK_THROWS_AS(s.acquire(gofer::context::background(), -1), std::invalid_argument);
+  CHECK_THROWS_AS(s.try_acquire(-1), std::invalid_argument);
   CHECK(s.try_acquire(1));  // still exactly one left
   CHECK_FALSE(s.try_acquire(1));
   s.release(2);
   CHECK_THROWS_AS(gofer::semaphore(-1), std::invalid_argument);
+}
+
+TEST_CASE("a request above the size makes acquire throw and try_acquire fail", "[semaphore]") {
+  gofer::semaphore s(2);
+  CHECK_THROWS_AS(s.acquire(3), std::invalid_argument);
+  CHECK_FALSE(s.try_acquire(3));
+  CHECK(s.try_acquire(2));  // the count is untouched
+  s.release(2);
+}
+
+TEST_CASE("acquire with a context and more than the size waits for the context and holds up no one",
+          "[semaphore]") {
+  gofer::test::for_each_sched([](auto&&) {
+    gofer::semaphore s(2);
+    auto [ctx, cancel] = gofer::with_cancel(gofer::context::background());
+    gofer::chan<std::error_code> result(1);
+    gofer::go(gofer::fiber_options{.name = "oversized"}, [&, ctx = ctx] {
+      std::error_code err;
+      try {
+        err = s.acquire(ctx, 3);
+      } catch (const std::invalid_argument&) {
+        err = std::make_error_code(std::errc::invalid_argument);
+      }
+      result.send(err);
+    });
+    // Once it waits: in a channel receive, on ctx.done().
+    REQUIRE(gofer::test::eventually([&] {
+      if (result.size() != 0) return true;  // gave up at once: checked below
+      std::ostringstream os;
+      gofer::dump_fibers(os);
+      return os.str().find("\"oversized\" [waiting") != std::string::npos;
+    }));
+    CHECK(result.size() == 0);
+    // Acquirers after it are served: the whole size (with a deadline, so a
+    // request stuck behind the doomed one fails rather than hangs), by a
+    // fiber and by a plain thread.
+    auto [later, stop] =
+        gofer::with_timeout(gofer::context::background(), std::chrono::seconds(10));
+    CHECK(s.acquire(later, 2) == std::error_code{});
+    s.release(2);
+    std::error_code from_thread = gofer::errc::canceled;
+    std::thread t([&, later = later] {
+      from_thread = s.acquire(later, 1);
+      if (!from_thread) s.release(1);
+    });
+    t.join();
+    CHECK(from_thread == std::error_code{});
+    CHECK(result.size() == 0);  // still waiting for ctx
+    cancel();
+    CHECK(result.recv() == gofer::errc::canceled);
+    // A deadline ends it the same way; the count never moved.
+    auto [soon, stop_soon] =
+        gofer::with_timeout(gofer::context::background(), std::chrono::milliseconds(5));
+    CHECK(s.acquire(soon, 3) == gofer::errc::deadline_exceeded);
+    CHECK(s.try_acquire(2));
+    s.release(2);
+    stop();
+    stop_soon();
+  });
 }
 
 TEST_CASE("semaphore bounds how many hold it at once", "[semaphore]") {

@@ -2,21 +2,29 @@
 //
 // A fiber lives at the top of its own stack: spawning allocates nothing but
 // the stack (which usually comes from the P's cache), and the block is
-// recycled with it. Below the block sit the fiber's callable and its name;
-// the usable stack starts below those.
+// recycled with it. Below the block sits the fiber's callable; the usable
+// stack starts below that.
 //
-//   top of slot ->  | fiber (this struct)  |
+//   top of slot ->  | fiber (this struct,  |
+//                   |  its name inside)    |
 //                   | callable storage     |
-//                   | name bytes           |
 //                   | ...stack grows down  |
 //   bottom      ->  | canary (or guard)    |
 //
-// Fields read by dump_fibers from another thread (id, state, reason, since,
-// name, creation site) are atomics: a dump may run while the fiber changes,
-// and must see each field whole. Everything else belongs to whoever currently
-// runs or holds the fiber (the parking protocol hands it over).
+// Fields read from other threads (by dump_fibers and the monitor's report:
+// id, state, reason, since, name, creation site) are atomics: a reader may
+// look while the fiber changes, or exits and its slot is reused by a new
+// fiber, and must see each field whole. That is why the name's bytes live in
+// the block, at a place nothing but set_name ever writes: were they below it,
+// a reader holding a fiber that has just exited could read them while the
+// next fiber of that slot writes its callable or its frames there, a data
+// race. A reader racing with reuse may still see a mix of two fibers' fields;
+// each reader says how it copes (a dump re-reads, the monitor re-checks that
+// the fiber still runs). Everything else belongs to whoever currently runs or
+// holds the fiber (the parking protocol hands it over).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -48,7 +56,8 @@ inline const char* fiber_state_name(fiber_state s) noexcept {
   return "?";
 }
 
-// Longest name kept; longer names are cut (the dump shows the start).
+// Longest name kept; longer names are cut (the dump shows the start). A
+// multiple of 8: the block stores it in words.
 inline constexpr std::size_t max_fiber_name = 256;
 
 // One step of a parked fiber's clean-up, should its runtime be destroyed
@@ -105,8 +114,12 @@ struct fiber {
   std::atomic<std::uint64_t> id{0};
   std::atomic<const char*> created_file{nullptr};
   std::atomic<std::uint32_t> created_line{0};
-  std::atomic<char*> name{nullptr};  // bytes written with relaxed atomics
   std::atomic<std::uint32_t> name_len{0};
+  // The name, in words (fewer atomic operations than bytes), on lines of
+  // their own: only set_name writes them, and only a named fiber's spawn
+  // touches them.
+  static constexpr std::size_t name_words = max_fiber_name / 8;
+  std::atomic<std::uint64_t> name[name_words];
 
   // Line 4: the exceptions it is handling or unwinding for while switched
   // out; valid while eh_saved.
@@ -116,7 +129,6 @@ struct fiber {
   // value-initialising the whole block compiles to a rep stos that costs more
   // than the rest of a spawn.
   void reset() noexcept {
-    name.store(nullptr, std::memory_order_relaxed);
     name_len.store(0, std::memory_order_relaxed);
     reason.store(wait_reason::none, std::memory_order_relaxed);
     on_abandon = nullptr;
@@ -127,19 +139,27 @@ struct fiber {
     eh_saved = false;
   }
 
-  void set_name(const char* src, std::size_t n, char* dst) noexcept {
+  // Keeps the first max_fiber_name bytes of src.
+  void set_name(const char* src, std::size_t n) noexcept {
     if (n > max_fiber_name) n = max_fiber_name;
-    for (std::size_t i = 0; i < n; ++i) __atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
-    name.store(dst, std::memory_order_relaxed);
-    name_len.store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
+    for (std::size_t i = 0; i < n; i += 8) {
+      std::uint64_t w = 0;
+      std::memcpy(&w, src + i, std::min<std::size_t>(8, n - i));
+      name[i / 8].store(w, std::memory_order_relaxed);
+    }
+    name_len.store(static_cast<std::uint32_t>(n), std::memory_order_release);
   }
-  // A copy of the name that is safe to take while the fiber changes.
+  // A copy of the name (up to cap bytes) that is safe to take while the
+  // fiber changes, from any thread: it reads only atomics of the block.
+  // Acquire loads, so a reader's later look at whether the fiber changed
+  // meanwhile (see fiber_dump.hpp) is not done before them.
   std::size_t copy_name(char* out, std::size_t cap) const noexcept {
-    const char* p = name.load(std::memory_order_relaxed);
-    std::size_t n = name_len.load(std::memory_order_relaxed);
-    if (p == nullptr) return 0;
+    std::size_t n = name_len.load(std::memory_order_acquire);
     if (n > cap) n = cap;
-    for (std::size_t i = 0; i < n; ++i) out[i] = __atomic_load_n(&p[i], __ATOMIC_RELAXED);
+    for (std::size_t i = 0; i < n; i += 8) {
+      const std::uint64_t w = name[i / 8].load(std::memory_order_acquire);
+      std::memcpy(out + i, &w, std::min<std::size_t>(8, n - i));
+    }
     return n;
   }
 };
@@ -154,8 +174,10 @@ static_assert(offsetof(fiber, discard) + sizeof(fiber::discard) <= 128);
 // hottest frames would sit at one same offset in their pages; caches index
 // their sets by that offset, and would keep only a few fibers' worth of those
 // lines (with a thousand fibers woken in turn, most wakes missed to memory).
-// A parked fiber uses about a kilobyte, so with the colour it still fits the
-// stack's top page.
+// A parked fiber's block and frames reach about 2.5 KiB below its stack's
+// top at the largest colour (measured: a select with a timeout, the deepest
+// common park), so it still fits the stack's top page, whose upper 3,840
+// bytes are the stack's (slab.hpp).
 inline fiber* fiber_of_slot(const stack_slot& s) noexcept {
   auto top = reinterpret_cast<std::uintptr_t>(s.top());
   // The top 4 bits of a Fibonacci hash of the 4 KiB block number: stacks side

@@ -12,9 +12,12 @@
 // to check when it races with cancellation. The lock order is semaphore, then
 // channel; the waiter takes the semaphore lock only after its select is over.
 //
-// Asking for more than the semaphore's size, or a negative amount, is a
-// logic error here (std::invalid_argument) rather than a wait that could
-// never end, as it would be in Go.
+// A request for more than the semaphore's size can never be granted. As in
+// x/sync, acquire(ctx, n) then waits for ctx to be done and returns its
+// error, without joining the queue: a request doomed to fail must not hold up
+// the ones behind it. Without a context nothing could end that wait, so
+// acquire(n) throws std::invalid_argument; try_acquire(n) returns false. A
+// negative amount is a logic error everywhere (std::invalid_argument).
 #pragma once
 
 #include <atomic>
@@ -50,7 +53,12 @@ class semaphore {
 
   // Blocks until n can be taken, after every earlier request.
   void acquire(std::int64_t n = 1) {
-    check_request(n);
+    check_negative(n);
+    if (n > size_) {
+      throw std::invalid_argument("gofer: semaphore acquire of " + std::to_string(n) +
+                                  " exceeds its size " + std::to_string(size_) +
+                                  " and could never return");
+    }
     mu_.lock();
     if (fits_now(n)) {
       cur_ += n;
@@ -78,9 +86,9 @@ class semaphore {
 
   // As acquire(n), but gives up when ctx is done: returns ctx.err() and
   // leaves the count as it was. A context done before the call fails it even
-  // if n is available, as Go's does.
+  // if n is available, as Go's does. n above the size only waits for ctx.
   std::error_code acquire(const context& ctx, std::int64_t n = 1) {
-    check_request(n);
+    check_negative(n);
     const recv_chan<unit> done = ctx.done();
     mu_.lock();
     if (done.closed()) {
@@ -91,6 +99,14 @@ class semaphore {
       cur_ += n;
       mu_.unlock();
       return {};
+    }
+    if (n > size_) {
+      // Outside the queue, so it holds up nobody. A context that is never
+      // done (background()) has the nil channel: this waits for good, and
+      // the deadlock rule applies as to any other wait.
+      mu_.unlock();
+      done.recv();
+      return ctx.err();
     }
     chan<unit> ready(1);
     weighted_waiter w;
@@ -124,7 +140,7 @@ class semaphore {
 
   // Takes n without blocking, only if no earlier request is waiting.
   bool try_acquire(std::int64_t n = 1) {
-    check_request(n);
+    check_negative(n);
     std::lock_guard lk(mu_);
     if (!fits_now(n)) return false;
     cur_ += n;
@@ -151,12 +167,8 @@ class semaphore {
     const chan<unit>* ready = nullptr;  // acquire(ctx, n): granted by a send here
   };
 
-  void check_request(std::int64_t n) const {
+  static void check_negative(std::int64_t n) {
     if (n < 0) throw std::invalid_argument("gofer: semaphore acquire of a negative amount");
-    if (n > size_) {
-      throw std::invalid_argument("gofer: semaphore acquire of " + std::to_string(n) +
-                                  " exceeds its size " + std::to_string(size_));
-    }
   }
 
   // A waiter of acquire(ctx, n) that stops waiting: off the queue, or, if it

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <ostream>
@@ -25,19 +26,26 @@ struct fiber_snapshot {
   std::uint32_t line;
 };
 
+// Reads only the blocks' atomics (fiber.hpp). A fiber may exit while it is
+// read and its slot start the next one: a changed id after the read says so,
+// and the slot is read again, so one entry does not mix two fibers. The
+// reads are acquire loads, so the second look at the id comes after them.
 inline std::vector<fiber_snapshot> snapshot_fibers(runtime_impl& rt) {
   std::vector<fiber_snapshot> out;
   rt.for_each_fiber([&](fiber* f) {
     fiber_snapshot s;
-    s.id = f->id.load(std::memory_order_relaxed);
-    char name[max_fiber_name];
-    s.name.assign(name, f->copy_name(name, sizeof name));
-    s.state = f->state.load(std::memory_order_relaxed);
-    s.reason = f->reason.load(std::memory_order_relaxed);
-    s.waited_ns = std::max<std::int64_t>(
-        0, monotonic_ns() - f->wait_since.load(std::memory_order_relaxed));
-    s.file = f->created_file.load(std::memory_order_relaxed);
-    s.line = f->created_line.load(std::memory_order_relaxed);
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      s.id = f->id.load(std::memory_order_acquire);
+      char name[max_fiber_name];
+      s.name.assign(name, f->copy_name(name, sizeof name));
+      s.state = f->state.load(std::memory_order_acquire);
+      s.reason = f->reason.load(std::memory_order_acquire);
+      s.waited_ns = std::max<std::int64_t>(
+          0, monotonic_ns() - f->wait_since.load(std::memory_order_acquire));
+      s.file = f->created_file.load(std::memory_order_acquire);
+      s.line = f->created_line.load(std::memory_order_acquire);
+      if (f->id.load(std::memory_order_relaxed) == s.id) break;
+    }
     if (s.state != fiber_state::free) out.push_back(std::move(s));
   });
   std::sort(out.begin(), out.end(),

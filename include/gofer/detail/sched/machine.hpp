@@ -59,6 +59,8 @@ class machine {
   // for a while before it leaves a busy M running).
   std::atomic<std::uint32_t> exited{0};
   std::thread thread;
+  // Its kernel thread id, set once it runs: the monitor looks at its state.
+  std::atomic<long> tid{0};
 };
 
 }  // namespace gofer::detail

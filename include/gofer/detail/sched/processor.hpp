@@ -53,16 +53,21 @@ struct processor {
   std::atomic<std::int64_t> live{0};
 
   // For the monitor thread (scheduler.hpp, monitor_main), written by the owner
-  // with relaxed stores at each switch: the fiber this P runs (null on its
-  // M's own stack) and how many switches it has made. A P whose count has not
-  // moved for 10 ms while it runs a fiber is held by that fiber.
+  // with relaxed stores: the fiber this P runs (null on its M's own stack),
+  // how many switches it has made and how many fibers were spawned on it.
+  // While neither count moves, the fiber it runs holds it (see the monitor's
+  // essay for when that is reported).
   std::atomic<fiber*> running{nullptr};
   std::atomic<std::uint64_t> switches{0};
+  std::atomic<std::uint64_t> spawns{0};
   std::atomic<std::uint64_t> steals{0};  // successful steals, for schedtrace
 
   void note_switch(fiber* f) noexcept {
     running.store(f, std::memory_order_relaxed);
     switches.store(switches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  void note_spawn() noexcept {
+    spawns.store(spawns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
   void add_live(std::int64_t d) noexcept {
     live.store(live.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);

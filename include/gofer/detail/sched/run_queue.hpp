@@ -117,6 +117,21 @@ class run_queue {
   }
   bool empty() const noexcept { return size() == 0; }
 
+  // For the monitor (any thread; a snapshot): the head's index, whether
+  // anything is queued from it, and runnext. Taking a queued fiber, by the
+  // owner or a thief, moves the head; pushing one does not: while the head
+  // stays and the queue is not empty, the fiber at the head has waited.
+  struct peek_result {
+    std::uint32_t head;
+    bool queued;
+    fiber* runnext;
+  };
+  peek_result peek() const noexcept {
+    const std::uint32_t h = head_.load(std::memory_order_acquire);
+    const std::uint32_t t = tail_.load(std::memory_order_acquire);
+    return {h, t != h, runnext_.load(std::memory_order_relaxed)};
+  }
+
  private:
   // pop() when thieves may take from this queue at the same time.
   GOFER_NOINLINE fiber* pop_shared() noexcept {

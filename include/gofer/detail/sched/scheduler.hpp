@@ -65,6 +65,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -349,7 +351,7 @@ class runtime_impl {
     f->created_file.store(a.file, std::memory_order_relaxed);
     f->created_line.store(a.line, std::memory_order_relaxed);
 
-    // Below the block: the callable, then the name, then the usable stack.
+    // Below the block: the callable, then the usable stack.
     auto cursor = reinterpret_cast<std::uintptr_t>(f);
     cursor = (cursor - sizeof(F)) & ~(std::uintptr_t{alignof(F)} - 1);
     F* callable = ::new (reinterpret_cast<void*>(cursor)) F(std::forward<Fn>(fn));
@@ -364,15 +366,12 @@ class runtime_impl {
       }
     };
     f->discard = [](fiber* self) { static_cast<F*>(self->callable)->~F(); };
-    if (!a.name.empty()) {
-      std::size_t n = std::min(a.name.size(), max_fiber_name);
-      cursor -= n;
-      f->set_name(a.name.data(), n, reinterpret_cast<char*>(cursor));
-    }
+    if (!a.name.empty()) f->set_name(a.name.data(), a.name.size());
     cursor &= ~std::uintptr_t{15};
     auto* lo = static_cast<char*>(slot.usable_bottom());
     arch::make_context(f->ctx, lo, static_cast<std::size_t>(reinterpret_cast<char*>(cursor) - lo),
                        &fiber_entry, f);
+    if (p != nullptr) p->note_spawn();  // for the monitor: spawning is not holding
     if (a.counted) {
       if (p != nullptr) {
         p->add_live(1);
@@ -612,6 +611,7 @@ class runtime_impl {
     std::snprintf(name, sizeof name, "gofer-%u-m%u", serial_, m->index);
     pthread_setname_np(pthread_self(), name);
     own_thread_scope own(serial_);
+    m->tid.store(current_tid(), std::memory_order_relaxed);
     // An idle M sleeps until the earliest timer; the kernel's default 50 us of
     // timer slack would add up to that much lateness to every sleep_for.
     ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
@@ -994,10 +994,40 @@ class runtime_impl {
   // ---- The monitor (Go's sysmon, for diagnostics only) -------------------
   //
   // A thread per runtime that looks at every P every few milliseconds:
-  //   - a P whose switch count has not moved for long_run_ns while it runs a
-  //     fiber is held by that fiber (scheduling is cooperative: a fiber that
-  //     computes without parking keeps every fiber queued behind it waiting).
-  //     It is reported once per fiber: id, name, creation site.
+  //   - a fiber that holds its P while something waits for that P is
+  //     reported, once per fiber: id, name, creation site. Scheduling is
+  //     cooperative, so a fiber that computes without parking keeps what
+  //     only its P can run waiting; Go preempts such a goroutine, gofer says
+  //     which fiber it is. Both halves must hold for long_run_ns:
+  //       held: the P runs the same fiber, and neither its switch count nor
+  //         its spawn count has moved. A spawn counts as a hand-off: a
+  //         fiber starting fibers in a loop is feeding the scheduler, and the
+  //         fibers it queues wait by design, however slowly the machine
+  //         maps their stacks. A yield that switches moves the switch count;
+  //         one that returns at once needs no count: it found nothing the P
+  //         could run (its queue, runnext, the global queue, its due timers
+  //         are all looked at), so nothing has waited across it.
+  //       waiting: something runnable that this P alone would run has
+  //         waited the whole time, seen by marks that move when it is taken:
+  //         a fiber at the head of its local queue (the head index moves
+  //         when the owner or a thief takes one), else in runnext (the
+  //         pointer changes), else, with one P, in the global queue (nobody
+  //         else takes from it), else a timer of this P that is due (other
+  //         Ms run due timers of every P when they look for work, so one
+  //         due for that long waits for this P). With other Ps idle, thieves
+  //         take a held P's queue at once: nothing waits, and a fiber that
+  //         merely computes long is not reported; nor is one with nothing
+  //         behind it at all, as the report would then be about nothing.
+  //     The marks are sampled each tick, so a fiber queued and taken between
+  //     two ticks is not seen; what counts is waiting that long.
+  //     And the fiber must be what holds the P: its M's thread has also run
+  //     for long_run_ns of CPU time meanwhile (its CPU clock says), or is
+  //     blocked in a system call now (a plain blocking call holds the P as
+  //     surely as a loop). Time the kernel did not run the M, on a loaded
+  //     machine or a host that took the CPU away, is not the fiber's doing:
+  //     a fiber spawning fibers in a loop, descheduled between two spawns,
+  //     has not held its P; a fiber computing on a loaded machine is
+  //     reported once it has computed that long.
   //   - with $GOFER_DEBUG=schedtrace=<ms>, one line of counters per period.
   // It sleeps on a futex while every M is idle, so an idle runtime stays at
   // zero CPU; an M leaving idleness wakes it (park_idle).
@@ -1009,9 +1039,15 @@ class runtime_impl {
     struct seen {
       fiber* f = nullptr;
       std::uint64_t switches = 0;
-      std::int64_t since = 0;
+      std::uint64_t spawns = 0;
+      std::int64_t since = 0;  // when the monitor first saw f hold the P
+      waiting_mark waiting;    // what it then saw waiting for the P
+      std::int64_t waiting_since = 0;
+      std::int64_t waiting_cpu = 0;  // the M's CPU time then
     };
     std::vector<seen> last(ps_.size());
+    std::vector<m_clock> clocks;
+    for (auto& m : ms_) clocks.push_back(m_clock::of(*m));
     std::int64_t next_trace = cfg_.schedtrace_ns > 0 ? monotonic_ns() + cfg_.schedtrace_ns : never;
     const std::int64_t tick = cfg_.long_run_ns > 0 ? std::max<std::int64_t>(cfg_.long_run_ns / 4, 1'000'000)
                                                    : cfg_.schedtrace_ns;
@@ -1031,15 +1067,25 @@ class runtime_impl {
       const std::int64_t now = monotonic_ns();
       for (std::size_t i = 0; i < ps_.size(); ++i) {
         processor& p = *ps_[i];
+        seen& s = last[i];
         fiber* f = p.running.load(std::memory_order_relaxed);
-        std::uint64_t sw = p.switches.load(std::memory_order_relaxed);
-        if (f != last[i].f || sw != last[i].switches) {
-          last[i] = {f, sw, now};
+        const std::uint64_t sw = p.switches.load(std::memory_order_relaxed);
+        const std::uint64_t sp = p.spawns.load(std::memory_order_relaxed);
+        if (f != s.f || sw != s.switches || sp != s.spawns) {
+          s = {f, sw, sp, now, {}, 0};
           continue;
         }
-        if (f != nullptr && cfg_.long_run_ns > 0 && now - last[i].since > cfg_.long_run_ns &&
-            !f->long_run_reported.exchange(true, std::memory_order_relaxed))
-          report_long_run(f, now - last[i].since);
+        if (f == nullptr || cfg_.long_run_ns <= 0) continue;
+        const waiting_mark waits = waiting_for(p, now);
+        if (waits.what == waiting_mark::nothing || waits != s.waiting) {
+          s.waiting = waits;
+          s.waiting_since = now;
+          if (waits.what != waiting_mark::nothing) s.waiting_cpu = clocks[i].cpu_ns();
+          continue;
+        }
+        if (now - s.waiting_since >= cfg_.long_run_ns &&
+            clocks[i].held(s.waiting_cpu, cfg_.long_run_ns))
+          report_long_run(p, f, sw, now - s.since, waits.what == waiting_mark::timer);
       }
       if (now >= next_trace) {
         print_schedtrace(now);
@@ -1048,16 +1094,96 @@ class runtime_impl {
     }
   }
 
-  void report_long_run(fiber* f, std::int64_t ns) {
+  // An M's thread as the monitor sees it: its CPU clock and its state.
+  struct m_clock {
+    const machine* m = nullptr;
+    clockid_t clock{};
+    bool have_clock = false;
+    static m_clock of(machine& m) {
+      m_clock c;
+      c.m = &m;
+      c.have_clock = ::pthread_getcpuclockid(m.thread.native_handle(), &c.clock) == 0;
+      return c;
+    }
+    // CPU time the thread has used, in ns; 0 if unknown.
+    std::int64_t cpu_ns() const noexcept {
+      timespec ts{};
+      if (!have_clock || ::clock_gettime(clock, &ts) != 0) return 0;
+      return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+    }
+    // Whether the thread's fiber holds it (the monitor's essay): it has run
+    // for `cpu` ns since its CPU time read `cpu0`, or it is blocked in the
+    // kernel now. Without a clock, it is taken to have run.
+    bool held(std::int64_t cpu0, std::int64_t cpu) const noexcept {
+      if (!have_clock || cpu_ns() - cpu0 >= cpu) return true;
+      const long tid = m->tid.load(std::memory_order_relaxed);
+      char path[64];
+      char buf[512];
+      std::snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+      if (tid == 0 || read_proc_file(path, buf, sizeof buf) <= 0) return false;
+      // "tid (comm) state ...": the comm may hold spaces and parentheses.
+      const char* close = std::strrchr(buf, ')');
+      return close != nullptr && close[1] == ' ' && (close[2] == 'S' || close[2] == 'D');
+    }
+  };
+
+  // What waits for P p now, by the monitor's rule (see its essay), with a
+  // mark that stays the same while that has not been taken.
+  struct waiting_mark {
+    enum kind : std::uint8_t { nothing, queued, runnext, global, timer } what = nothing;
+    std::uintptr_t mark = 0;
+    bool operator==(const waiting_mark&) const = default;
+  };
+  waiting_mark waiting_for(const processor& p, std::int64_t now) const noexcept {
+    const run_queue::peek_result q = p.runq.peek();
+    if (q.queued) return {waiting_mark::queued, q.head};
+    if (q.runnext != nullptr)
+      return {waiting_mark::runnext, reinterpret_cast<std::uintptr_t>(q.runnext)};
+    if (cfg_.procs == 1 && global_.size() != 0) return {waiting_mark::global, 0};
+    if (p.timers.live_timer_due(now))
+      return {waiting_mark::timer, static_cast<std::uintptr_t>(p.timers.next_when())};
+    return {};
+  }
+
+  // Reports f, which p has run without a switch since the monitor saw
+  // `switches`, once per fiber. The monitor owns nothing of f: f may exit
+  // and its slot start another fiber while this reads it. So it reads f only
+  // once it has seen, under own_mu_, that p still runs f: then f's stack
+  // stays mapped while the lock is held (a slab's stacks live as long as the
+  // runtime; a stack of its own size is unmapped only after give_own_stack
+  // took it off own_stacks_ under that lock, and f would have had to switch
+  // away first). It copies what it prints from the block's atomics (see
+  // fiber.hpp), then prints only if p still had not switched once the copy
+  // was taken: the copy is then f's, not a mix with its slot's next fiber.
+  void report_long_run(const processor& p, fiber* f, std::uint64_t switches, std::int64_t ns,
+                       bool timers_wait) {
+    auto still_running = [&] {
+      return p.running.load(std::memory_order_relaxed) == f &&
+             p.switches.load(std::memory_order_relaxed) == switches;
+    };
     char fname[max_fiber_name];
-    std::size_t n = f->copy_name(fname, sizeof fname);
-    const char* file = f->created_file.load(std::memory_order_relaxed);
+    std::size_t n = 0;
+    std::uint64_t id = 0;
+    const char* file = nullptr;
+    std::uint32_t line = 0;
+    {
+      std::lock_guard lk(own_mu_);
+      if (!still_running()) return;
+      // Acquire loads: the second look at p comes after them.
+      id = f->id.load(std::memory_order_acquire);
+      n = f->copy_name(fname, sizeof fname);
+      file = f->created_file.load(std::memory_order_acquire);
+      line = f->created_line.load(std::memory_order_acquire);
+      if (!still_running() || f->long_run_reported.exchange(true, std::memory_order_relaxed))
+        return;
+    }
     std::fprintf(stderr,
                  "gofer: fiber %llu%s%.*s%s has held its P for %lld ms without parking or yielding; "
-                 "fibers queued behind it wait (created by %s:%u)\n",
-                 static_cast<unsigned long long>(f->id.load(std::memory_order_relaxed)), n ? " \"" : "",
-                 static_cast<int>(n), fname, n ? "\"" : "", static_cast<long long>(ns / 1'000'000),
-                 file != nullptr ? file : "?", f->created_line.load(std::memory_order_relaxed));
+                 "%s (created by %s:%u)\n",
+                 static_cast<unsigned long long>(id), n ? " \"" : "", static_cast<int>(n), fname,
+                 n ? "\"" : "", static_cast<long long>(ns / 1'000'000),
+                 timers_wait ? "timers due on its P wait" : "fibers queued behind it wait",
+                 file != nullptr ? file : "?", line);
   }
 
   void print_schedtrace(std::int64_t now) {

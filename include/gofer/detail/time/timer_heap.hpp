@@ -174,6 +174,13 @@ class timer_heap {
   }
 
   std::int64_t next_when() const noexcept { return next_when_.load(std::memory_order_acquire); }
+  // Whether a timer that something waits for is due by `now` (any thread; a
+  // snapshot). Swept timers make next_when read as due, but nothing waits
+  // for them; while they are there, the earliest live deadline is not seen.
+  bool live_timer_due(std::int64_t now) const noexcept {
+    const std::int64_t w = next_when_.load(std::memory_order_acquire);
+    return w != 0 && w <= now;
+  }
   std::size_t size() {
     std::lock_guard lk(mu_);
     return heap_.size();
