@@ -39,6 +39,7 @@ void serve(gofer::net::listener& l) {
     }
     gofer::go([c = std::move(c)]() mutable {
       std::string req = read_all(c, true);
+      if (req.rfind("GET ", 0) != 0 || req.find('\n') == std::string::npos) return;  // hung up before asking
       std::string path = req.substr(4, req.find('\n') - 4);
       if (path == "/slow") {
         read_all(c, false);  // holds the reply until the client hangs up
