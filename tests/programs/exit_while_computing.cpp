@@ -4,9 +4,8 @@
 // too, leaving that fiber's thread to the process's exit.
 //
 // At GOFER_PROCS=1 the spinner holds the only P, and main, woken by it, can
-// run only once the runtime's monitor has handed the P to another thread;
-// the monitor then says on stderr that the spinner held its P (which is why
-// that one line may appear).
+// run only once the runtime's monitor has handed the P to another thread
+// (and said on stderr that the spinner held it).
 #include <gofer/gofer.hpp>
 
 #include <atomic>

@@ -2,7 +2,7 @@
 # checks each run as a user would see it: how it ended, what it printed, and
 # that it printed nothing else.
 #   cmake -DPROGRAM=<exe> -DEXPECTED=<name.out> -DPROCS=<1,2,4> [-DSEEDS=<1,2>]
-#         [-DEXIT=<code or "Subprocess aborted">] [-DSTDERR=<regex>]
+#         [-DEXIT=<code or "Subprocess aborted">] [-DSTDERR=<regex>] [-DSTRICT_MONITOR=ON]
 #         [-DEMULATOR=<cmd,args>] [-DRUN_TIMEOUT=<seconds>] [-DARGS=<a,b>] -P this
 # Lists are comma-separated: a ';' would split the -D argument in two on its
 # way through add_test.
@@ -20,6 +20,11 @@
 #     that regex; in either case no sanitizer report. The presets stop at the
 #     first report (halt_on_error), but a program expected to abort would
 #     hide one behind the expected status, so the text is checked too.
+#     The monitor's report of a fiber that held its P for over 10 ms is left
+#     out first, unless STRICT_MONITOR is set: whether a stretch of work
+#     takes 10 ms depends on the machine's load and the sanitizer, not on the
+#     program, and a layer that failed on it would fail at random. Programs
+#     about the report itself set STRICT_MONITOR, and so does nothing else.
 # The first failing run stops the script with the command that replays it.
 cmake_minimum_required(VERSION 3.21)
 
@@ -78,13 +83,18 @@ foreach(procs IN LISTS PROCS)
     if(NOT out STREQUAL expected_out)
       list(APPEND problems "stdout differs from ${EXPECTED}")
     endif()
+    set(err_checked "${err}")
+    if(NOT STRICT_MONITOR)
+      string(REGEX REPLACE "gofer: fiber [0-9]+[^\n]* has held its P for [0-9]+ ms[^\n]*\n" ""
+        err_checked "${err_checked}")
+    endif()
     if(err MATCHES "${sanitizer_report}")
       list(APPEND problems "a sanitizer reported on stderr")
     elseif(DEFINED STDERR)
-      if(NOT err MATCHES "${STDERR}")
+      if(NOT err_checked MATCHES "${STDERR}")
         list(APPEND problems "stderr does not match [${STDERR}]")
       endif()
-    elseif(NOT err STREQUAL "")
+    elseif(NOT err_checked STREQUAL "")
       list(APPEND problems "stderr is not empty")
     endif()
 
