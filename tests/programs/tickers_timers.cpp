@@ -42,9 +42,13 @@ int main() {
     gofer::chan<int> ticks;
     gofer::go([&ticker, done, ticks] {
       int n = 0;
+      // A tick may come before main stops the ticker: its report then
+      // gives way to done, or main and this fiber would wait on each other.
       for (bool running = true; running;)
-        gofer::select(gofer::on_recv(done, [&] { running = false; }),
-                      gofer::on_recv(ticker.c(), [&] { ticks.send(++n); }));
+        gofer::select(gofer::on_recv(done, [&] { running = false; }), gofer::on_recv(ticker.c(), [&] {
+                        ++n;
+                        if (gofer::select(gofer::on_send(ticks, n), gofer::on_recv(done)) == 1) running = false;
+                      }));
     });
     for (int i = 0; i < 3; ++i) std::printf("Tick %d\n", *ticks.recv());
     ticker.stop();
