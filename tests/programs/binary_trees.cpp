@@ -84,7 +84,7 @@ bool same_and_tidy(const tree* a, const tree* b, gofer::wait_group& walkers) {
   DEFER(quit.close());
   walkers.add(2);
   for (auto [t, c] : {std::pair{a, ca}, std::pair{b, cb}}) {
-    gofer::go([&walkers, t, c, quit] {
+    gofer::go([&walkers, t = t, c = c, quit] {  // (clang before 16 cannot capture a binding by name)
       DEFER(walkers.done());
       if (walk_until(t, c, quit)) c.close();
     });

@@ -28,7 +28,7 @@ int main() {
         auto [ctx, cancel_worker] = gofer::with_cancel(req);
         started.add(1);
         workers.add(1);
-        gofer::go([&started, &workers, reports, ctx, cancel_worker, w] {
+        gofer::go([&started, &workers, reports, ctx = ctx, cancel_worker = cancel_worker, w] {
           DEFER(workers.done());
           DEFER(cancel_worker());  // as Go's `defer cancel()`
           started.done();

@@ -27,7 +27,9 @@ int main() {
     gofer::wait_group wg;
     gofer::once once;
     gofer::ticker slow_ticker(1h);
-    auto [ctx, cancel] = gofer::with_cancel(gofer::context::background());
+    // Not a structured binding: clang before 16 cannot capture one.
+    const auto cancellable = gofer::with_cancel(gofer::context::background());
+    const gofer::context& ctx = cancellable.first;
 
     mu.lock();
     rw.lock();

@@ -149,7 +149,7 @@ std::map<std::string, std::array<std::uint8_t, 16>> md5_all(const fs::path& root
   constexpr int num_digesters = 20;
   wg.add(num_digesters);
   for (int i = 0; i < num_digesters; ++i) {
-    gofer::go([&wg, done, paths, c] {
+    gofer::go([&wg, done, paths = paths, c] {
       DEFER(wg.done());
       digester(done, paths, c);
     });

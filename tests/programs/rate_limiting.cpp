@@ -37,7 +37,7 @@ int main() {
     gofer::chan<std::chrono::steady_clock::time_point> bursty_limiter(3);
     for (int i = 0; i < 3; ++i) bursty_limiter.send(std::chrono::steady_clock::now());
     const auto burst_start = std::chrono::steady_clock::now();
-    gofer::go([bursty_limiter] {
+    gofer::go([bursty_limiter, period] {
       for (auto t : gofer::tick(period)) bursty_limiter.send(t);
     });
 
