@@ -533,6 +533,45 @@ TEST_CASE("run() returns while a fiber computes, and can run again", "[runtime]"
   CHECK(gofer::test::eventually([&] { return !registered(serial); }));
 }
 
+TEST_CASE("run() returning with a fiber left computing has let go of the others' waits",
+          "[runtime]") {
+  // Fibers parked on channels that outlive the runtime: once run() has
+  // returned they are gone, although the runtime lives on with the computing
+  // fiber's thread. Nothing may still take a value from them, or hand them
+  // one, and the channels may be destroyed at once.
+  std::atomic<bool> spinning{false}, release{false};
+  unsigned serial = 0;
+  auto offered = std::make_unique<gofer::chan<int>>();
+  auto awaited = std::make_unique<gofer::chan<int>>();
+  const int result = gofer::run(
+      [&] {
+        serial = gofer::detail::current_runtime()->serial();
+        gofer::go([c = *offered] { c.send(42); });
+        gofer::go([c = *awaited] { (void)c.recv(); });
+        gofer::go([&] {
+          spinning = true;
+          while (!release.load()) {
+          }
+        });
+        const auto give_up = std::chrono::steady_clock::now() + 10s;
+        while (!spinning.load() || gofer::test::fibers_waiting("chan send") != 1 ||
+               gofer::test::fibers_waiting("chan receive") != 1) {
+          if (std::chrono::steady_clock::now() > give_up) return 0;
+          gofer::this_fiber::sleep_for(100us);
+        }
+        return 7;
+      },
+      {.procs = 2});
+  CHECK(result == 7);
+  CHECK(registered(serial));  // the spinner's thread still holds the runtime
+  CHECK_FALSE(offered->try_recv().has_value());
+  CHECK_FALSE(awaited->try_send(1));
+  offered.reset();
+  awaited.reset();
+  release = true;
+  CHECK(gofer::test::eventually([&] { return !registered(serial); }));
+}
+
 TEST_CASE("a runtime destroyed while a fiber waits in blocking() leaves the call alone",
           "[runtime]") {
   // The call runs on a helper thread and writes its result into the parked

@@ -210,12 +210,13 @@ class runtime {
   // helper thread, and its result is dropped. Nothing may wake such a fiber
   // afterwards.
   //
-  // A worker whose fiber still computes without parking 10 ms after the
-  // destructor began is not waited for: a program's end must not hang on a
-  // loop (Go's would end there). The destructor returns and leaves that
-  // worker's thread running, detached: it runs that fiber until it parks or
-  // finishes, never another one, then stops and frees what the runtime still
-  // held. If it never stops, the thread ends with the process. Such a fiber
+  // A worker whose fiber still computes without parking, for 10 ms of its
+  // thread's CPU time after the destructor began (or is blocked in a plain
+  // system call then), is not waited for: a program's end must not hang on a
+  // loop (Go's would end there). The destructor abandons every other fiber,
+  // then returns and leaves that worker's thread running, detached: it runs
+  // that fiber until it parks or finishes, never another one (what it spawns
+  // is dropped unrun), then stops and frees what the runtime still held. If it never stops, the thread ends with the process. Such a fiber
   // runs on after its program thought it gone: it must not use what has been
   // destroyed since (main's locals, static objects once main has returned).
   // Until it stops, its thread counts for the deadlock rule of other

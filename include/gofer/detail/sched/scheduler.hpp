@@ -134,10 +134,9 @@ inline std::vector<runtime_impl*>& runtime_registry = runtime_registry_storage.v
 // would not report for holding its P is waited for, so in every ordinary
 // program run() still returns with each M joined and the runtime freed (each
 // M stops as soon as the fiber it runs parks or finishes). Only a fiber that
-// computes for longer is left
-// behind, where Go would have ended it with the process. Not zero: an M a few
-// microseconds from a park would then be left to free the runtime itself,
-// racing the program's exit, for nothing.
+// computes for longer is left behind, where Go would have ended it with the
+// process. Not zero: an M a few microseconds from a park would then be left
+// to free the runtime itself, racing the program's exit, for nothing.
 inline constexpr std::int64_t stop_grace_ns = 10'000'000;
 inline std::atomic<std::uint32_t> next_runtime_serial{1};
 
@@ -199,9 +198,19 @@ class runtime_impl {
   // fiber) and a pool stays bound to it (pool.hpp). Deliberately not leaked:
   // a program may call run() again and again, each time leaving a fiber that
   // ends a second later.
+  //
+  // With an M left running, the other fibers are abandoned here, on the
+  // owner's thread, rather than by the destructor whenever the M stops: what
+  // they wait on may outlive the runtime (a channel, a semaphore made before
+  // it), and the program, once run() has returned, may destroy it at any
+  // time. Only the fibers those Ms still run are left to the destructor.
   struct deleter {
     void operator()(runtime_impl* rt) const noexcept {
-      if (rt->stop(stop_grace_ns) > 0) rt->linger();
+      if (rt->stop(stop_grace_ns) > 0) {
+        rt->drop_timers();
+        rt->abandon(rt->live_fibers(rt->fibers_left_running()));
+        rt->linger();
+      }
       rt->release_holder();
     }
   };
@@ -212,8 +221,9 @@ class runtime_impl {
   // abandons goroutines when main returns), and so are the exceptions such a
   // fiber was handling or unwinding for (its saved eh state): their objects
   // leak, as everything else those frames own does. Freeing them would mean
-  // running their destructors, user code, for a fiber that never resumes. Waking such a fiber afterwards
-  // (a wait_group it waits on, done() from a thread) is undefined.
+  // running their destructors, user code, for a fiber that never resumes.
+  // Waking such a fiber afterwards (a wait_group it waits on, done() from a
+  // thread) is undefined.
   //
   // What may still point into an abandoned fiber's frame, and how each lets
   // go before the stacks are unmapped:
@@ -246,30 +256,14 @@ class runtime_impl {
       std::lock_guard lk(runtime_registry_mu);
       std::erase(runtime_registry, this);
     }
-    for (auto& p : ps_) p->timers.clear();
-    std::vector<fiber*> left;
-    auto note = [&](const stack_slot& s) {
-      fiber* f = fiber_of_slot(s);
-      if (f->state.load(std::memory_order_acquire) != fiber_state::free) left.push_back(f);
-    };
-    slabs_.for_each_carved(note);
+    drop_timers();
+    const std::vector<fiber*> left = live_fibers({});
+    abandon(left);
     std::vector<stack_slot> own;
     {
       std::lock_guard lk(own_mu_);
       own.swap(own_stacks_);
     }
-    for (auto& s : own) note(s);
-    // Outside the slab lock: a callable's or a channel's destructor is the
-    // program's code.
-    for (fiber* f : left) {
-      if (!f->started && f->discard != nullptr) f->discard(f);
-      if (f->state.load(std::memory_order_acquire) == fiber_state::waiting) {
-        for (abandon_hook* h = f->on_abandon; h != nullptr; h = h->next) h->run(h->arg);
-      }
-    }
-    // A waker that took an abandoned fiber's waiter off its queue before the
-    // hook could is still in ready(); once none is, nothing reaches a stack.
-    while (outside_wakers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     for (fiber* f : left) {
 #if GOFER_ASAN
       if (f->started) keep_frames_for_leak_check(f);
@@ -295,6 +289,59 @@ class runtime_impl {
   void keep_stack(fiber* f) { kept_.push_back(f->stack); }
 
  private:
+  // Takes every pending timer out of the Ps' heaps unfired (timer_heap::clear).
+  // Each heap has its lock: a fiber left running may still add to one.
+  void drop_timers() noexcept {
+    for (auto& p : ps_) p->timers.clear();
+  }
+
+  // Every fiber not yet exited, but those of `skip`. Only once no M runs
+  // any other fiber (after stop()): a fiber's state may change meanwhile
+  // (a fiber left running wakes another), but no block is being made, as
+  // spawn() makes none once the runtime stops.
+  std::vector<fiber*> live_fibers(const std::vector<fiber*>& skip) {
+    std::vector<fiber*> live;
+    auto note = [&](const stack_slot& s) {
+      fiber* f = fiber_of_slot(s);
+      if (f->state.load(std::memory_order_acquire) != fiber_state::free &&
+          std::find(skip.begin(), skip.end(), f) == skip.end())
+        live.push_back(f);
+    };
+    slabs_.for_each_carved(note);
+    std::lock_guard lk(own_mu_);
+    for (const stack_slot& s : own_stacks_) note(s);
+    return live;
+  }
+
+  // The fibers that the Ms stop() left running still run: a P that runs a
+  // fiber once every other M has stopped is such an M's.
+  std::vector<fiber*> fibers_left_running() const {
+    std::vector<fiber*> running;
+    for (const auto& p : ps_) {
+      if (fiber* f = p->running.load(std::memory_order_acquire)) running.push_back(f);
+    }
+    return running;
+  }
+
+  // Destroys the callables of fibers that never started and runs the abandon
+  // hooks of parked ones (see the destructor), each once. Outside the slab
+  // lock: a callable's or a channel's destructor is the program's code.
+  void abandon(const std::vector<fiber*>& fibers) {
+    for (fiber* f : fibers) {
+      if (!f->started && f->discard != nullptr) {
+        f->discard(f);
+        f->discard = nullptr;
+      }
+      if (f->state.load(std::memory_order_acquire) == fiber_state::waiting) {
+        for (abandon_hook* h = f->on_abandon; h != nullptr; h = h->next) h->run(h->arg);
+        f->on_abandon = nullptr;
+      }
+    }
+    // A waker that took an abandoned fiber's waiter off its queue before the
+    // hook could is still in ready(); once none is, nothing reaches a stack.
+    while (outside_wakers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  }
+
 #if GOFER_ASAN
   // In a LeakSanitizer build: f's frames (from its saved stack pointer up)
   // stay mapped and are scanned for pointers. See the destructor.
@@ -335,10 +382,14 @@ class runtime_impl {
 
   // Creates a fiber running fn() and makes it runnable. Returns it (for the
   // caller's bookkeeping only: it may already have run and exited when this
-  // returns, unless the caller arranged otherwise).
+  // returns, unless the caller arranged otherwise). Once the runtime stops,
+  // makes none and returns null: a fiber left running at the end (see
+  // deleter) may still spawn, but nothing would ever run what it spawns.
   template <class Fn>
   fiber* spawn(Fn&& fn, const spawn_args& a) {
     using F = std::decay_t<Fn>;
+    if (stopping_.load(std::memory_order_relaxed)) [[unlikely]]
+      return nullptr;
     machine* m = current_machine();
     processor* p = (m != nullptr && m->rt == this) ? m->p : nullptr;
     stack_slot slot = take_stack(p, a.stack_size);
@@ -354,6 +405,13 @@ class runtime_impl {
     // Below the block: the callable, then the usable stack.
     auto cursor = reinterpret_cast<std::uintptr_t>(f);
     cursor = (cursor - sizeof(F)) & ~(std::uintptr_t{alignof(F)} - 1);
+#if GOFER_ASAN
+    // The slot's last fiber never returned from its first frame (it left
+    // through exit_context), whose redzones stay poisoned where a larger
+    // callable than its own now goes. make_context clears the rest.
+    arch::sanitizer::unpoison_stack(reinterpret_cast<void*>(cursor),
+                                    reinterpret_cast<std::uintptr_t>(f) - cursor);
+#endif
     F* callable = ::new (reinterpret_cast<void*>(cursor)) F(std::forward<Fn>(fn));
     f->callable = callable;
     f->run = [](fiber* self) {
@@ -524,12 +582,13 @@ class runtime_impl {
     return n;
   }
 
-  // Calls f(stack_slot) for every stack; for the overflow handler.
-  slab_allocator& slabs() noexcept { return slabs_; }
-
   // Stops the Ms: each leaves its loop as soon as the fiber it runs parks or
-  // finishes, and is joined. One still running a fiber after grace_ns (or
-  // the caller's own M) is detached instead; returns how many were. With
+  // finishes, and is joined. One whose fiber still holds it after grace_ns
+  // (or the caller's own M) is detached instead; returns how many were. An M
+  // holds its fiber's thread as the monitor sees it (m_clock::held): it has
+  // computed for grace_ns of its CPU time since stop began, or is blocked in
+  // the kernel. One that the kernel merely did not run meanwhile, on a loaded
+  // machine, is a few instructions from stopping, and is waited for. With
   // the default, waits for every M. Idempotent: a second call returns 0.
   unsigned stop(std::int64_t grace_ns = never) {
     if (stopped_.exchange(true)) return 0;
@@ -556,16 +615,25 @@ class runtime_impl {
         monitor_.join();
       }
     }
-    const std::int64_t give_up = grace_ns == never ? never : monotonic_ns() + grace_ns;
+    std::int64_t give_up = grace_ns == never ? never : monotonic_ns() + grace_ns;
+    std::vector<std::int64_t> cpu_then;
+    if (grace_ns != never) {
+      for (auto& m : ms_) cpu_then.push_back(m_clock::of(*m).cpu_ns());
+    }
     unsigned detached = 0;
-    for (auto& m : ms_) {
+    for (std::size_t i = 0; i < ms_.size(); ++i) {
+      machine* m = ms_[i].get();
       if (!m->thread.joinable()) continue;
       const bool own = m->thread.get_id() == std::this_thread::get_id();
       while (!own && m->exited.load(std::memory_order_acquire) == 0) {
         std::int64_t left = -1;
         if (give_up != never) {
           left = give_up - monotonic_ns();
-          if (left <= 0) break;
+          if (left <= 0) {
+            if (m_clock::of(*m).held(cpu_then[i], grace_ns)) break;
+            give_up = monotonic_ns() + grace_ns / 4;  // not its fiber's doing: wait on
+            continue;
+          }
         }
         futex_wait(&m->exited, 0, left);
       }
