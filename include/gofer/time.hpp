@@ -59,7 +59,7 @@ class chan_timer final : public timer_node {
   chan_timer(runtime_impl* rt, std::int64_t period, std::unique_ptr<timer_func> func)
       : rt_(rt), period_(period), func_(std::move(func)), c_(1) {
     fire = &chan_timer::on_fire;
-    drop = [](timer_node* n) { static_cast<chan_timer*>(n)->release(); };
+    drop = [](timer_node* n) { static_cast<chan_timer*>(n)->dropped(); };
     // A channel timer whose handles and channel are all gone can deliver to
     // nobody: the heap may drop it. Not an after_func: its firing runs code.
     abandoned = [](const timer_node* n) noexcept {
@@ -122,6 +122,22 @@ class chan_timer final : public timer_node {
 
  private:
   ~chan_timer() = default;
+
+  // Taken out of its heap unfired, as a runtime ends (timer_heap::clear), or
+  // swept there once nothing could observe it: the heap lets go of it. An
+  // after_func's function is destroyed unrun: it may hold what holds this
+  // timer (a context's deadline holds its node, which holds the timer), a
+  // circle that only the firing or a stop() would have broken.
+  void dropped() noexcept {
+    std::unique_ptr<timer_func> unrun;
+    {
+      std::lock_guard lk(mu_);
+      active_ = false;
+      unrun = std::move(func_);
+    }
+    unrun.reset();  // the program's code: with the lock released
+    release();      // the heap's reference
+  }
 
   // With mu held and the timer in no heap.
   void arm(std::int64_t due) {
