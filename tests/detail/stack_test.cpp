@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -479,6 +480,56 @@ TEST_CASE("with default options, a recursion without end ends in the overflow re
           "[stack][death][child]") {
   check_overflow_report(gofer::test::run_in_child(
       [] { program_with_a_diver(50, [] { recurse(1 << 30); }); }));
+}
+
+namespace {
+struct sigaction handler_before_ours;
+
+// A program's own SIGSEGV handler, installed after a runtime's: it says it
+// ran, then passes the fault on to the handler it found, as such handlers do.
+void own_segv_handler(int sig, siginfo_t* info, void* uctx) {
+  [[maybe_unused]] auto n = ::write(2, "own handler\n", 12);
+  handler_before_ours.sa_sigaction(sig, info, uctx);
+}
+}  // namespace
+
+TEST_CASE("a fault passed between gofer's handler and the program's own ends once",
+          "[stack][death][child]") {
+  // The program's handler passes on to gofer's; a second runtime puts
+  // gofer's back in front, which passes on to the program's: a circle.
+  auto r = gofer::test::run_in_child([] {
+    ::signal(SIGSEGV, SIG_DFL);  // a plain program's, not the test runner's
+    gofer::run([] {});
+    struct sigaction sa{};
+    sa.sa_sigaction = &own_segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGSEGV, &sa, &handler_before_ours);
+    void* page = ::mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    gofer::run([page] { *static_cast<volatile int*>(page) = 1; });
+  });
+  INFO(r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK_FALSE(r.exited);
+  std::size_t times = 0;
+  for (auto at = r.err.find("own handler\n"); at != std::string::npos;
+       at = r.err.find("own handler\n", at + 1))
+    ++times;
+  CHECK(times == 1);
+}
+
+TEST_CASE("a SIGSEGV sent to the process still ends it", "[stack][death][child]") {
+  auto r = gofer::test::run_in_child([] {
+    ::signal(SIGSEGV, SIG_DFL);  // a plain program's, not the test runner's
+    gofer::run([] { ::raise(SIGSEGV); });
+    std::fprintf(stderr, "carried on\n");
+  });
+  INFO(r.err);
+  CHECK_FALSE(r.timed_out);
+  // Killed by it, or ended by a sanitizer's report where the sanitizer
+  // keeps its handler in place.
+  CHECK((!r.exited || r.exit_code != 0));
+  CHECK_THAT(r.err, !Catch::Contains("carried on"));
 }
 
 // Beyond the mapping budget on a kernel without light guards, stacks get the

@@ -149,9 +149,16 @@ inline std::uintptr_t current_stack_pointer() noexcept {
   return sp;
 }
 
+// What the switch itself may still push below the stack pointer that
+// check_stack reads: its saved registers and the exception-state save's
+// frame. Overflowing there would fault with the next fiber already current,
+// and be reported as that fiber's (or, from the M's own stack, not at all).
+inline constexpr std::uintptr_t switch_frame_margin = 256;
+
 // At every switch away from f, on f's stack.
 inline void check_stack(const fiber* f) noexcept {
-  if (current_stack_pointer() < reinterpret_cast<std::uintptr_t>(f->stack.usable_bottom()) ||
+  if (current_stack_pointer() <
+          reinterpret_cast<std::uintptr_t>(f->stack.usable_bottom()) + switch_frame_margin ||
       !f->stack.canary_intact())
     report_overflow(f);
 }
@@ -185,6 +192,12 @@ inline bool is_overflow(const stack_slot& s, std::uintptr_t addr, std::uintptr_t
 inline struct sigaction previous_segv_action;
 inline std::mutex overflow_handler_mu;
 
+// Whether this thread is in the handler found in place, called from gofer's.
+// That handler may be one installed after gofer's, which passes on to gofer's
+// as its own previous one (a second runtime then put gofer's back in front):
+// a fault passed around that circle ends in the default action instead.
+inline thread_local bool passing_segv_on = false;
+
 inline void overflow_signal_handler(int sig, siginfo_t* info, void* uctx) {
   running_fiber_fn hook = running_fiber_hook.load(std::memory_order_relaxed);
   fiber* f = hook != nullptr ? hook() : nullptr;
@@ -196,22 +209,31 @@ inline void overflow_signal_handler(int sig, siginfo_t* info, void* uctx) {
   // to the previous handler, rather than wait for itself forever.
   if (reporter != 0 && reporter != ::syscall(SYS_gettid)) wait_for_the_report();
   const struct sigaction& prev = previous_segv_action;
-  if (prev.sa_flags & SA_SIGINFO) {
-    if (prev.sa_sigaction != nullptr) {
-      prev.sa_sigaction(sig, info, uctx);
+  if (!passing_segv_on) {
+    if (prev.sa_flags & SA_SIGINFO) {
+      if (prev.sa_sigaction != nullptr) {
+        passing_segv_on = true;
+        prev.sa_sigaction(sig, info, uctx);
+        passing_segv_on = false;
+        return;
+      }
+    } else if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN &&
+               prev.sa_handler != nullptr) {
+      passing_segv_on = true;
+      prev.sa_handler(sig);
+      passing_segv_on = false;
       return;
     }
-  } else if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN &&
-             prev.sa_handler != nullptr) {
-    prev.sa_handler(sig);
-    return;
   }
   // Default action: restore it and return, so the access faults again and the
-  // process dies of SIGSEGV as it would have without us.
+  // process dies of SIGSEGV as it would have without us. A SIGSEGV sent by
+  // kill() or raise() faults nowhere: sent again, it stays pending until this
+  // handler returns, then takes the default action.
   struct sigaction dfl{};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
   ::sigaction(SIGSEGV, &dfl, nullptr);
+  if (info->si_code <= 0) ::raise(sig);
 }
 
 // Puts gofer's handler in front of whatever handles SIGSEGV now, unless it
