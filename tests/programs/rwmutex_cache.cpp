@@ -41,7 +41,9 @@ int main() {
           const entry& e = cache.at((r + i) % 8);
           const long v = e.version;
           gofer::this_fiber::yield();  // hold the read lock across a park
-          if (e.text != "v" + std::to_string(v) || e.version != v) torn.fetch_add(1);
+          std::string expected = "v";
+          expected += std::to_string(v);
+          if (e.text != expected || e.version != v) torn.fetch_add(1);
           reads.fetch_add(1);
         }
       });
