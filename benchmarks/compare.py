@@ -25,6 +25,11 @@ switch, a fresh page) and the least some targets' cases can cost on this
 machine for gofer's and Go's designs. Absolute medians and every sample go to
 a JSON file for the record.
 
+--baseline DIR is an A/B run of two trees: DIR holds gofer_benchmarks built
+from the older one (scripts/bench's configure line, run on a checkout of it),
+and it runs interleaved with this build's in place of the peers, so that the
+ratios read new/old.
+
 The Go twins are compiled once ("go test -c") and the test binary is run with
 the same flags "go test -run ^$ -bench ... -benchtime ... -count 1" would pass
 it, so no run pays for a compile or a link.
@@ -360,7 +365,8 @@ def print_table(keys, impls, medians, samples, reps, load):
         print(line(r))
 
 
-CHART_LABELS = {"gofer": "gofer", "go": "Go", "std": "std threads", "boost": "Boost.Fiber"}
+CHART_LABELS = {"gofer": "gofer", "go": "Go", "std": "std threads", "boost": "Boost.Fiber",
+                "base": "baseline"}
 
 
 def write_chart(keys, impls, medians, reps, out):
@@ -589,13 +595,29 @@ def main():
                     help="where to write every sample and the absolute medians "
                          "(default: <build-dir>/compare.json)")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="an A/B run: another build directory (of an older tree, say), whose "
+                         "gofer_benchmarks runs interleaved with this one's in place of the "
+                         "peers; the ratios are then gofer/base")
     args = ap.parse_args()
     started = time.time()
     reps = 1 if args.quick else max(1, args.repetitions)
     build_dir = args.build_dir.resolve()
 
     impls = {}
-    for name, exe in CPP_BINARIES:
+    binaries = CPP_BINARIES
+    if args.baseline is not None:
+        # Same binary name, two trees: the peers give way to the baseline.
+        binaries = [("gofer", "gofer_benchmarks")]
+        base = next((p for p in [args.baseline.resolve() / "benchmarks" / "gofer_benchmarks",
+                                 args.baseline.resolve() / "gofer_benchmarks"] if p.exists()),
+                    None)
+        if base is None:
+            log(f"compare: gofer_benchmarks not found under {args.baseline}")
+            return 2
+        impls["base"] = CppImpl("base", base)
+        PEERS[:] = ["base"]
+    for name, exe in binaries:
         path = next((p for p in [build_dir / "benchmarks" / exe, build_dir / exe] if p.exists()),
                     None)
         if path is None:
@@ -611,7 +633,9 @@ def main():
         keys = [k for k in keys if re.search(args.filter, k)]
     elif not args.all:
         keys = [k for k in MAIN_CASES if k in impls["gofer"].cases]
-    go_bin = build_dir / "go" / "goferpeers.test" if args.list else build_go(build_dir)
+    go_bin = None
+    if args.baseline is None:
+        go_bin = build_dir / "go" / "goferpeers.test" if args.list else build_go(build_dir)
     if go_bin is not None:
         impls["go"] = GoImpl(go_bin, keys, impls["gofer"].single_shot)
 
@@ -657,14 +681,15 @@ def main():
     medians = {k: {n: {m: median(xs) for m, xs in per.items()}
                    for n, per in v.items() if per} for k, v in samples.items()}
     print_table(keys, impls, medians, samples, reps, (load_at_start, os.getloadavg()[0]))
-    results = checks(medians, keys, errors) if args.all or args.filter else []
+    wants_checks = (args.all or args.filter) and args.baseline is None
+    results = checks(medians, keys, errors) if wants_checks else []
     if args.filter:
         # A check whose cases were all filtered out says nothing.
         results = [r for r in results
                    if any(k in r[0] for k in keys) or r[1] != "not run"]
     if results:
         print_checks(results)
-    floor_rows = floors(samples) if args.all or args.filter else []
+    floor_rows = floors(samples) if wants_checks else []
     if floor_rows:
         print_floors(samples, floor_rows)
     if crashed:
