@@ -9,11 +9,18 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <thread>
 
 using namespace std::chrono_literals;
+
+// The first run's blocking calls wait for the second run to start, so that
+// all four are certainly in flight when the first main returns, and finish
+// while the second runs.
+std::atomic<bool> second_started{false};
+std::atomic<int> calls_done{0};
 
 int main() {
   int first = gofer::run([] {
@@ -30,13 +37,22 @@ int main() {
       gofer::ticker t(1ms);
       for (;;) t.c().recv();
     });
-    for (int i = 0; i < 4; ++i) gofer::go([] { gofer::blocking([] { ::usleep(20'000); }); });
+    for (int i = 0; i < 4; ++i) {
+      gofer::go([] {
+        gofer::blocking([] {
+          while (!second_started.load()) ::usleep(1'000);
+          ::usleep(20'000);
+          calls_done.fetch_add(1);
+        });
+      });
+    }
     until_parked(4, "blocking call");
     std::printf("first run ends with blocking calls in flight\n");
     return 1;
   });
 
   int second = gofer::run([] {
+    second_started.store(true);
     // Outlives the blocking calls the first run left, with timers, channels
     // and blocking calls of its own meanwhile.
     const auto until = std::chrono::steady_clock::now() + 60ms;
@@ -51,8 +67,14 @@ int main() {
     std::printf("second run: %s\n", rounds > 0 ? "ran" : "DID NOT RUN");
     return 2;
   });
-  // The first run's helper threads may still be finishing: give them the
-  // time to, in a plain thread that gofer no longer runs.
+  // The first run's helper threads may still be finishing: wait until each
+  // call has returned, then give their threads the time to go on to what
+  // follows a call (finding its fiber gone), in a plain thread that gofer no
+  // longer runs.
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (calls_done.load() < 4 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(1ms);
+  if (calls_done.load() < 4) std::printf("the blocking calls never returned\n");
   std::this_thread::sleep_for(30ms);
   std::printf("run() returned %d, then %d\n", first, second);
   return 0;
