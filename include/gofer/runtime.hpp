@@ -216,8 +216,9 @@ class runtime {
   // loop (Go's would end there). The destructor abandons every other fiber,
   // then returns and leaves that worker's thread running, detached: it runs
   // that fiber until it parks or finishes, never another one (what it spawns
-  // is dropped unrun), then stops and frees what the runtime still held. If it never stops, the thread ends with the process. Such a fiber
-  // runs on after its program thought it gone: it must not use what has been
+  // is dropped unrun), then stops and frees what the runtime still held. If
+  // it never stops, the thread ends with the process. Such a fiber runs on
+  // after its program thought it gone: it must not use what has been
   // destroyed since (main's locals, static objects once main has returned).
   // Until it stops, its thread counts for the deadlock rule of other
   // runtimes as any thread that might wake a fiber.
