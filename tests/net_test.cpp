@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/conn_io.hpp"
 #include "support/eventually.hpp"
 #include "support/runtime_fixture.hpp"
 #include "support/subprocess.hpp"
@@ -26,18 +27,7 @@ std::string addr_of(const gofer::net::listener& l) {
   return "127.0.0.1:" + std::to_string(l.port());
 }
 
-// Reads exactly n bytes, or fewer at EOF.
-std::string read_n(gofer::net::conn& c, std::size_t n) {
-  std::string s(n, '\0');
-  std::size_t got = 0;
-  while (got < n) {
-    std::size_t k = c.read(std::span<char>(s.data() + got, n - got));
-    if (k == 0) break;
-    got += k;
-  }
-  s.resize(got);
-  return s;
-}
+using gofer::test::read_n;
 
 std::string read_all(gofer::net::conn& c) {
   std::string s;

@@ -20,6 +20,7 @@
 
 #include "http_server/http_parser.hpp"
 #include "http_server/server.hpp"
+#include "support/conn_io.hpp"
 #include "support/eventually.hpp"
 
 using namespace std::chrono_literals;
@@ -102,18 +103,7 @@ gofer::net::conn connect(const std::string& addr) {
   return c;
 }
 
-// Reads exactly n bytes, or fewer if the connection ends first.
-std::string read_n(gofer::net::conn& c, std::size_t n) {
-  std::string s(n, '\0');
-  std::size_t got = 0;
-  while (got < n) {
-    std::size_t k = c.read(std::span<char>(s.data() + got, n - got));
-    if (k == 0) break;
-    got += k;
-  }
-  s.resize(got);
-  return s;
-}
+using gofer::test::read_n;
 
 #ifdef GOFER_HTTP_SERVER_PROGRAM
 // The example program, run as its users run it: a process of its own, its

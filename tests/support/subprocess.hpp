@@ -28,10 +28,6 @@ struct child_result {
   std::string err;        // everything written to stderr
 };
 
-// `body` runs in the child; when it returns the child exits with status 0.
-// `on_output`, if given, runs in the parent each time the child writes to
-// stderr, with everything written so far (to send it a signal once it says
-// it is ready, say).
 // True under a user-mode emulator (the AArch64 tests run under qemu-user): it
 // adds threads of its own to the process, which the deadlock detector rightly
 // counts as threads that may still wake a fiber.
@@ -44,6 +40,24 @@ inline bool under_emulator() {
   return qemu;
 }
 
+// Waits for the child `pid` and records how it ended in r (a child_result
+// or a program_result).
+template <class Result>
+void reap(pid_t pid, Result& r) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) {
+    r.exited = true;
+    r.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    r.signal = WTERMSIG(status);
+  }
+}
+
+// `body` runs in the child; when it returns the child exits with status 0.
+// `on_output`, if given, runs in the parent each time the child writes to
+// stderr, with everything written so far (to send it a signal once it says
+// it is ready, say).
 inline child_result run_in_child(
     const std::function<void()>& body, std::chrono::seconds deadline = std::chrono::seconds(30),
     const std::function<void(pid_t, const std::string&)>& on_output = {}) {
@@ -87,14 +101,7 @@ inline child_result run_in_child(
     if (on_output) on_output(pid, r.err);
   }
   ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) {
-    r.exited = true;
-    r.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    r.signal = WTERMSIG(status);
-  }
+  reap(pid, r);
   return r;
 }
 
@@ -159,14 +166,7 @@ inline program_result run_program(const std::vector<std::string>& argv,
   }
   for (auto& x : p)
     if (x.fd >= 0) ::close(x.fd);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) {
-    r.exited = true;
-    r.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    r.signal = WTERMSIG(status);
-  }
+  reap(pid, r);
   return r;
 }
 
