@@ -40,6 +40,12 @@ inline bool under_emulator() {
   return qemu;
 }
 
+// Milliseconds from now until `end` (zero or less once it has passed).
+inline long long ms_until(std::chrono::steady_clock::time_point end) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now())
+      .count();
+}
+
 // Waits for the child `pid` and records how it ended in r (a child_result
 // or a program_result).
 template <class Result>
@@ -85,9 +91,7 @@ inline child_result run_in_child(
   auto end = std::chrono::steady_clock::now() + deadline;
   char buf[4096];
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    end - std::chrono::steady_clock::now())
-                    .count();
+    const long long left = ms_until(end);
     if (left <= 0) {
       r.timed_out = true;
       ::kill(pid, SIGKILL);
@@ -143,9 +147,7 @@ inline program_result run_program(const std::vector<std::string>& argv,
   int open = 2;
   char buf[4096];
   while (open > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    end - std::chrono::steady_clock::now())
-                    .count();
+    const long long left = ms_until(end);
     if (left <= 0) {
       r.timed_out = true;
       ::kill(pid, SIGKILL);
